@@ -1,0 +1,1 @@
+"""ONNX export (installed as fer_edge.export; needs the `train` extra)."""

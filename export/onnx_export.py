@@ -1,0 +1,243 @@
+"""Export a checkpoint to an ONNX file that fulfils the runtime contract (fer_edge/contract.py).
+
+load -> wrap (uint8 in, normalisation and softmax in the graph, optional flip TTA) -> export with a
+dynamic batch -> metadata -> onnx.checker -> parity against torch on random and real faces
+(argmax must agree on all of them) -> optional static int8 quantisation, with its accuracy and speed
+change measured on the validation split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+import fer_edge
+from fer_edge import contract
+from fer_edge.contract import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PIXEL_MEAN, PIXEL_STD
+from fer_edge.errors import FerEdgeError
+
+from ..train.checkpoint import load_checkpoint, model_from_checkpoint
+from ..train.data import Dataset, load_dataset
+from ..train.models import count_macs, count_params
+
+MAX_IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 would write 14. 10 is read widely.
+PARITY_ATOL = 1e-4
+
+
+class ContractModel(nn.Module):
+    """uint8 faces [N, 48, 48] -> probabilities [N, 7]; the preprocessing lives in the graph."""
+
+    def __init__(self, model: nn.Module, tta: bool = False):
+        super().__init__()
+        self.model = model.eval()
+        self.tta = tta
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        x = (faces.unsqueeze(1).float() * (1.0 / 255.0) - PIXEL_MEAN) * (1.0 / PIXEL_STD)
+        probs = torch.softmax(self.model(x), dim=1)
+        if self.tta:
+            probs = (probs + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) * 0.5
+        return probs
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    checkpoint: Path
+    max_abs_diff: float
+    parity_samples: int
+    val_acc: float | None = None
+    int8: dict = field(default_factory=dict)
+    size_bytes: int = 0
+
+
+def latest_checkpoint(runs: Path = Path("runs")) -> Path:
+    found = sorted(runs.glob("*/best.pt"), key=lambda p: p.stat().st_mtime) if runs.is_dir() else []
+    if not found:
+        raise FerEdgeError(f"no --checkpoint given and no {runs}/*/best.pt found; train first or pass --checkpoint")
+    return found[-1]
+
+
+def _to_onnx(wrapper: ContractModel, path: Path, opset: int) -> None:
+    example = torch.zeros(2, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            wrapper, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}}, opset_version=opset, dynamo=False,
+        )
+
+
+def _metadata(ckpt: dict, model: nn.Module, tta: bool, quantization: str, val_acc: float | None) -> dict[str, str]:
+    cfg = ckpt["config"]
+    return {
+        contract.META_CONTRACT: contract.CONTRACT_VERSION,
+        contract.META_LABELS: json.dumps(list(LABELS)),
+        contract.META_INPUT: json.dumps(
+            {"name": INPUT_NAME, "layout": "NHW", "size": [INPUT_SIZE, INPUT_SIZE], "dtype": "uint8", "color": "gray"}
+        ),
+        contract.META_PREPROCESS: json.dumps(
+            {"in_graph": True, "formula": "(pixel / 255 - mean) / std", "scale": 1 / 255, "mean": PIXEL_MEAN, "std": PIXEL_STD,
+             "crop": "square face box with margin, grayscale, 48x48 area resize"}
+        ),
+        contract.META_OUTPUT: "probabilities",
+        "arch": cfg["arch"],
+        "params": str(count_params(model)),
+        "macs": str(count_macs(model)),
+        "training_data_sha256": cfg.get("data_sha256", ""),
+        "train_epochs": str(ckpt.get("epoch", -1) + 1),
+        "train_seed": str(cfg.get("seed", "")),
+        "val_accuracy_checkpoint": f"{ckpt.get('val_acc', ckpt.get('best_acc', float('nan'))):.5f}",
+        "val_accuracy": "" if val_acc is None else f"{val_acc:.5f}",
+        "tta": json.dumps(tta),
+        "quantization": quantization,
+        "fer_edge_version": fer_edge.__version__,
+        "producer": "fer-edge export",
+    }
+
+
+def _write_metadata(path: Path, meta: dict[str, str]) -> None:
+    m = onnx.load(str(path))
+    m.ir_version = min(m.ir_version, MAX_IR_VERSION)
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+
+
+def _ort_session(path: Path, threads: int = 0):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _ort_probs(session, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    return np.concatenate([session.run(None, {INPUT_NAME: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
+
+
+def check_parity(wrapper: ContractModel, path: Path, real: np.ndarray) -> tuple[float, int]:
+    """Max |onnxruntime - torch| over random and real faces; raises if any argmax disagrees."""
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, 256, (16, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8), real]
+    session = _ort_session(path)
+    worst, n = 0.0, 0
+    for x in batches:
+        if len(x) == 0:
+            continue
+        with torch.no_grad():
+            ref = wrapper(torch.from_numpy(x)).numpy()
+        got = _ort_probs(session, x)
+        worst = max(worst, float(np.abs(ref - got).max()))
+        disagree = int((ref.argmax(1) != got.argmax(1)).sum())
+        # a tie within float noise may flip; anything else is a broken export
+        if disagree and worst > PARITY_ATOL:
+            raise FerEdgeError(f"export parity failed: {disagree} of {len(x)} faces change class (max |diff| {worst:.2e})")
+        n += len(x)
+    if worst > PARITY_ATOL:
+        raise FerEdgeError(f"export parity failed: max |onnxruntime - torch| = {worst:.2e} > {PARITY_ATOL:.0e}")
+    return worst, n
+
+
+def faces_per_second(path: Path, batch: int, threads: int = 2, seconds: float = 2.0) -> float:
+    session = _ort_session(path, threads)
+    x = np.random.default_rng(0).integers(0, 256, (batch, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
+    for _ in range(3):
+        session.run(None, {INPUT_NAME: x})
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        session.run(None, {INPUT_NAME: x})
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(calibration[i : i + 64] for i in range(0, len(calibration), 64))
+
+        def get_next(self):
+            x = next(self.batches, None)
+            return None if x is None else {INPUT_NAME: x}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        quantize_static(
+            str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        )
+
+
+def export(
+    checkpoint: Path,
+    out: Path,
+    data: Path | None = None,
+    tta: bool = False,
+    int8: bool = False,
+    opset: int = 17,
+    log=print,
+) -> ExportResult:
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt)
+    wrapper = ContractModel(model, tta=tta).eval()
+
+    data_path = Path(data) if data else Path(ckpt["config"].get("data", ""))
+    if not str(data_path) or not data_path.exists():
+        raise FerEdgeError(
+            f"export checks parity on real faces and needs the training data; {data_path or '(none recorded)'} "
+            "is not there: pass --data"
+        )
+    ds: Dataset = load_dataset(data_path)
+    val = ds["val"] if ds.has("val") else ds["train"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        _to_onnx(wrapper, fp32, opset)
+        _write_metadata(fp32, _metadata(ckpt, model, tta, "none", None))
+        worst, n = check_parity(wrapper, fp32, val.x[:512])
+        log(f"parity: onnxruntime vs torch on {n} faces (16 random, {n - 16} real): max |diff| {worst:.2e}, argmax agrees")
+
+        val_acc = float((_ort_probs(_ort_session(fp32), val.x).argmax(1) == val.y).mean())
+        result = ExportResult(out, checkpoint, worst, n, val_acc)
+        final = fp32
+        if int8:
+            q = Path(tmp) / "int8.onnx"
+            rng = np.random.default_rng(0)
+            calib = ds["train"].x[rng.choice(len(ds["train"]), size=min(1024, len(ds["train"])), replace=False)]
+            quantize_int8(fp32, q, calib)
+            q_acc = float((_ort_probs(_ort_session(q), val.x).argmax(1) == val.y).mean())
+            _write_metadata(q, {**_metadata(ckpt, model, tta, "int8 static QDQ, per-channel weights", q_acc)})
+            fp_speed, q_speed = faces_per_second(fp32, 64), faces_per_second(q, 64)
+            result.int8 = {
+                "val_acc_fp32": val_acc, "val_acc_int8": q_acc, "delta_points": 100 * (q_acc - val_acc),
+                "faces_per_s_fp32_b64": fp_speed, "faces_per_s_int8_b64": q_speed,
+            }
+            log(
+                f"int8: val acc {100 * val_acc:.2f}% -> {100 * q_acc:.2f}% ({100 * (q_acc - val_acc):+.2f} points); "
+                f"batch 64, 2 threads: {fp_speed:.0f} -> {q_speed:.0f} faces/s"
+            )
+            final = q
+            result.val_acc = q_acc
+        else:
+            _write_metadata(fp32, _metadata(ckpt, model, tta, "none", val_acc))
+        os.replace(final, out)
+    result.size_bytes = out.stat().st_size
+    return result

@@ -1,0 +1,3 @@
+from fer_edge.cli.app import main
+
+main()

@@ -1,0 +1,33 @@
+"""Options shared by several commands, defined once."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class DetectorName(str, Enum):
+    haar = "haar"
+    yunet = "yunet"
+
+
+ModelOpt = Annotated[
+    Optional[Path], typer.Option("--model", "-m", help="ONNX model (default: the shipped assets/fer-edge.onnx).")
+]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="auto tries CUDA, then falls back to the CPU, and says so.")]
+DetectorOpt = Annotated[
+    DetectorName, typer.Option("--detector", help="haar: built in, offline. yunet: more accurate, needs --detector-model.")
+]
+DetectorModelOpt = Annotated[
+    Optional[Path], typer.Option("--detector-model", help="YuNet .onnx file (face_detection_yunet_*.onnx).")
+]
+ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads for onnxruntime (0: its default).")]

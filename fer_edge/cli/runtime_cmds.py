@@ -1,0 +1,145 @@
+"""Commands that never import torch: classify, info (and webcam, in webcam_cmd)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fer_edge.cli.options import DetectorModelOpt, DetectorOpt, DetectorName, Device, DeviceOpt, ModelOpt, ThreadsOpt
+from fer_edge.errors import FerEdgeError, UsageError
+
+
+class Format(str, Enum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def classify(
+    paths: Annotated[list[Path], typer.Argument(help="Image files and folders.", show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write rows here instead of stdout.")] = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="csv or jsonl.")] = Format.csv,
+    model: ModelOpt = None,
+    detector: DetectorOpt = DetectorName.haar,
+    detector_model: DetectorModelOpt = None,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = 0,
+    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Look in subfolders too.")] = False,
+    detect: Annotated[
+        Optional[bool],
+        typer.Option("--detect/--no-detect", help="Force detection on or off (default: off for 48x48 crops only)."),
+    ] = None,
+    annotate_dir: Annotated[Optional[Path], typer.Option("--annotate", help="Write copies with boxes and labels here.")] = None,
+    detect_size: Annotated[int, typer.Option(help="Detect on a copy whose longer side is at most this (0: full size).")] = 1280,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Classify the faces in images: one CSV/JSONL row per face, flushed as it goes.
+
+    Exit codes: 0 done (bad files are reported as rows with an error); 1 with --strict when any file
+    failed, or when the model cannot be used; 2 usage errors (missing path, empty folder, bad option).
+    """
+    import cv2
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from fer_edge.batch import BatchStats, classify_files, iter_image_paths
+    from fer_edge.recognizer import Recognizer
+    from fer_edge.render import annotate
+    from fer_edge.writers import CLASSIFY_COLUMNS, RecordWriter, classify_records
+
+    files = iter_image_paths(paths, recursive=recursive)
+    recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
+    console = Console(stderr=True, quiet=quiet)
+    console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {detector.value}")
+    if annotate_dir is not None:
+        annotate_dir.mkdir(parents=True, exist_ok=True)
+
+    stats = BatchStats()
+    with ExitStack() as stack:
+        if out is not None:
+            try:
+                stream = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
+            except OSError as e:
+                raise UsageError(f"{out}: cannot write ({e.strerror})") from None
+        else:
+            stream = sys.stdout
+        writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS)
+        progress = stack.enter_context(
+            Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
+        )
+        task = progress.add_task("classify", total=len(files))
+        results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None)
+        for result in results:
+            for record in classify_records(result, fmt.value):
+                writer.write(record)
+            if result.error:
+                progress.console.print(f"[yellow]skipped[/] {result.path}: {result.error}")
+            elif annotate_dir is not None:
+                target = annotate_dir / f"{result.path.stem}.annotated.png"
+                cv2.imwrite(str(target), annotate(result.image, result.faces))
+            stats.add(result)
+            progress.advance(task)
+
+    table = Table(title="fer-edge classify", show_header=False)
+    for name, value in stats.rows():
+        table.add_row(name, value)
+    console.print(table)
+    if strict and stats.errors:
+        raise FerEdgeError(f"{stats.errors} of {stats.images} file(s) failed (--strict)")
+
+
+def info(
+    model: ModelOpt = None,
+    detector: DetectorOpt = DetectorName.haar,
+    detector_model: DetectorModelOpt = None,
+    device: DeviceOpt = Device.auto,
+) -> None:
+    """Versions, onnxruntime providers, the model's metadata and the detector in use."""
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+    from rich.console import Console
+    from rich.table import Table
+
+    import fer_edge
+    from fer_edge.classifier import ExpressionClassifier
+    from fer_edge.detect import make_detector
+    from fer_edge.recognizer import resolve_model
+
+    console = Console()
+    versions = Table(title="fer-edge", show_header=False)
+    for name, value in [
+        ("fer-edge", fer_edge.__version__),
+        ("onnxruntime", ort.__version__),
+        ("OpenCV", cv2.__version__),
+        ("numpy", np.__version__),
+        ("providers available", ", ".join(ort.get_available_providers())),
+    ]:
+        versions.add_row(name, value)
+    console.print(versions)
+
+    path = resolve_model(model)
+    clf = ExpressionClassifier.from_path(path, device=device.value)
+    meta = Table(title=f"model {path}", show_header=False)
+    meta.add_row("runs on", clf.providers.describe())
+    meta.add_row("input", f"{clf.info.input_name}: {clf.info.input_dtype}, {'[N,1,48,48]' if clf.info.channel_axis else '[N,48,48]'}")
+    for key, value in sorted(clf.info.metadata.items()):
+        meta.add_row(key, value if len(value) < 200 else value[:197] + "...")
+    console.print(meta)
+
+    det = make_detector(detector.value, detector_model)
+    console.print(f"detector: {det.name}" + (f" ({detector_model})" if detector_model else " (OpenCV Haar cascade, built in)"))
+
+
+def register(app: typer.Typer) -> None:
+    from fer_edge.cli import webcam_cmd
+
+    app.command(rich_help_panel="Run")(classify)
+    webcam_cmd.register(app)
+    app.command(rich_help_panel="Run")(info)

@@ -1,0 +1,232 @@
+"""`fer-edge train`, `eval`, `export` and `data`: thin shells over fer_edge.train and fer_edge.export.
+
+torch is imported inside each command, never at module import, so `fer-edge --help` and the runtime
+commands stay torch-free, and a missing `train` extra gets a one-line answer instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fer_edge.cli.options import Device
+from fer_edge.errors import FerEdgeError, UsageError
+
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset.")]
+
+
+def _need_torch() -> None:
+    if importlib.util.find_spec("torch") is None:
+        raise FerEdgeError("this command needs the training extra: pip install 'fer-edge[train]'")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class Optim(str, Enum):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class Schedule(str, Enum):
+    onecycle = "onecycle"
+    cosine = "cosine"
+
+
+class Mix(str, Enum):
+    none = "none"
+    mixup = "mixup"
+    cutmix = "cutmix"
+
+
+class Balance(str, Enum):
+    none = "none"
+    loss = "loss"
+    sampler = "sampler"
+
+
+class Tracker(str, Enum):
+    none = "none"
+    mlflow = "mlflow"
+
+
+def train(
+    data: DataOpt,
+    arch: Annotated[str, typer.Option(help="mlp, fernet-t, fernet-s (default, shipped), fernet-m, fernet-l.")] = "fernet-s",
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/latest"),
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
+    device: Annotated[Device, typer.Option()] = Device.auto,
+    seed: int = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 128,
+    optimizer: Optim = Optim.sgd,
+    lr: float = 0.1,
+    weight_decay: float = 5e-4,
+    schedule: Schedule = Schedule.onecycle,
+    label_smoothing: float = 0.1,
+    mix: Annotated[Mix, typer.Option(help="Mixup or CutMix on a --mix-prob share of batches.")] = Mix.none,
+    mix_alpha: float = 1.0,
+    mix_prob: float = 0.5,
+    balance: Annotated[Balance, typer.Option(help="Class-weighted loss or class-balanced sampling (helps Disgust).")] = Balance.none,
+    augment: Annotated[bool, typer.Option(help="Shift, flip, rotation, scale, brightness, contrast, erasing.")] = True,
+    val_fraction: Annotated[float, typer.Option(help="Stratified val split for data without one.")] = 0.0,
+    teacher: Annotated[Optional[list[Path]], typer.Option(help="Distil from these checkpoints (repeat for an ensemble).")] = None,
+    kd_alpha: float = 0.7,
+    kd_temperature: float = 4.0,
+    threads: Annotated[int, typer.Option(help="torch CPU threads (0: default).")] = 0,
+    max_minutes: Annotated[float, typer.Option(help="Time budget; the schedule anneals by it and the best checkpoint is kept.")] = 0.0,
+    patience: Annotated[int, typer.Option(help="Early stopping after N epochs without a better val accuracy (0: off).")] = 0,
+    tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Flip TTA in the final report.")] = True,
+    tracker: Tracker = Tracker.none,
+) -> None:
+    """Train a model; the run folder gets config.json, metrics.csv, best.pt, last.pt and reports."""
+    _need_torch()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from fer_edge.train.trainer import TrainConfig, main
+
+    cfg = TrainConfig(
+        data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
+        lr=lr, weight_decay=weight_decay, schedule=schedule.value, label_smoothing=label_smoothing, mix=mix.value,
+        mix_alpha=mix_alpha, mix_prob=mix_prob, balance=balance.value, augment=augment, val_fraction=val_fraction,
+        teachers=[str(t) for t in teacher or []], kd_alpha=kd_alpha, kd_temperature=kd_temperature, seed=seed,
+        device=device.value, threads=threads, max_minutes=max_minutes, patience=patience, eval_tta=tta,
+        tracker=tracker.value,
+    )
+    console = _console()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        main(cfg, resume=resume, log=console.print, progress=progress)
+
+
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A .pt checkpoint or an .onnx model.")],
+    data: DataOpt,
+    split: Annotated[Optional[str], typer.Option(help="val or test (default: test when the data has one, else val).")] = None,
+    tta: Annotated[bool, typer.Option(help="Average the prediction with the flipped face.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here (plus confusion CSV and PNG beside it).")] = None,
+    device: Annotated[Device, typer.Option()] = Device.auto,
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a model."""
+    from fer_edge.train.data import load_dataset
+    from fer_edge.train.report import write_report
+
+    ds = load_dataset(data)
+    if split is None:
+        split = "test" if ds.has("test") else "val" if ds.has("val") else "train"
+        if len(ds.splits) == 1:  # one Usage value, or a folder without split folders: evaluate it whole
+            split = next(iter(ds.splits))
+    elif split not in ("val", "test", "train"):
+        raise UsageError(f"--split must be val or test, not {split!r}")
+    if not ds.has(split):
+        raise UsageError(f"{data}: has no {split} split (it has {', '.join(ds.splits)})")
+    s = ds[split]
+    if model.suffix == ".onnx":
+        from fer_edge.train.report import make_report
+        from fer_edge.train.evaluate_onnx import onnx_probs
+
+        probs = onnx_probs(model, s.x, tta=tta)
+        rep = make_report(s.y, probs.argmax(1), split=split, model=str(model), tta=tta)
+    else:
+        _need_torch()
+        from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
+        from fer_edge.train.evaluate import evaluate_probs, torch_probs
+        from fer_edge.train.trainer import pick_device
+
+        dev = pick_device(device.value)
+        net = model_from_checkpoint(load_checkpoint(model)).to(dev)
+        rep = evaluate_probs(torch_probs(net, s.x, dev, tta=tta), s.y, split=split, model=str(model), tta=tta)
+    console = _console()
+    console.print(f"{model} on {data} [{split}, {rep.samples} faces{', flip TTA' if tta else ''}]")
+    typer.echo(rep.text())
+    if json_out is not None:
+        paths = write_report(rep, json_out.parent, json_out.stem)
+        console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
+def export(
+    out: Annotated[Path, typer.Argument(help="The .onnx file to write.")],
+    checkpoint: Annotated[Optional[Path], typer.Option(help="A best.pt (default: the latest runs/*/best.pt).")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Data for the parity check and int8 calibration (default: the run's).")] = None,
+    tta: Annotated[bool, typer.Option(help="Bake flip averaging into the graph (2x the compute).")] = False,
+    int8: Annotated[bool, typer.Option(help="Static int8 quantisation calibrated on training faces.")] = False,
+    opset: Annotated[int, typer.Option(min=13, max=21)] = 17,
+) -> None:
+    """Export a checkpoint to ONNX under the runtime contract, with a parity check against torch."""
+    _need_torch()
+    from fer_edge.export.onnx_export import export as do_export
+    from fer_edge.export.onnx_export import latest_checkpoint
+
+    console = _console()
+    if checkpoint is None:
+        checkpoint = latest_checkpoint()
+        console.print(f"exporting the latest run's checkpoint: {checkpoint}")
+    result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print)
+    acc = f"; val acc {100 * result.val_acc:.2f}%" if result.val_acc is not None else ""
+    console.print(f"wrote {out} ({result.size_bytes / 1e6:.2f} MB{acc})")
+    console.print(f"next: fer-edge classify photos/ --model {out}    or    fer-edge webcam --model {out}")
+
+
+data_app = typer.Typer(help="Look at a dataset: class distribution, a grid of faces.", no_args_is_help=True)
+
+
+@data_app.command("stats")
+def data_stats(path: Annotated[Path, typer.Argument(help="FER2013 CSV, .npz, or image-folder dataset.")]) -> None:
+    """Class distribution per split, as counts and percentages."""
+    from rich.table import Table
+
+    from fer_edge.contract import LABELS
+    from fer_edge.train.data import load_dataset
+
+    ds = load_dataset(path)
+    table = Table(title=f"{path}  (sha256 {ds.sha256[:12]})")
+    table.add_column("class")
+    for name in ds.splits:
+        table.add_column(name, justify="right")
+    counts = {name: s.class_counts() for name, s in ds.splits.items()}
+    for i, label in enumerate(LABELS):
+        table.add_row(label, *[f"{c[i]:,} ({100 * c[i] / max(c.sum(), 1):.1f}%)" for c in counts.values()])
+    table.add_row("total", *[f"{c.sum():,}" for c in counts.values()])
+    from rich.console import Console
+
+    Console().print(table)
+    if ds.skipped:
+        _console().print(f"skipped {len(ds.skipped)} unreadable image(s); first: {ds.skipped[0]}")
+
+
+@data_app.command("preview")
+def data_preview(
+    path: Annotated[Path, typer.Argument(help="FER2013 CSV, .npz, or image-folder dataset.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
+    per_class: Annotated[int, typer.Option(min=1, max=50)] = 10,
+    split: str = "train",
+    seed: int = 0,
+) -> None:
+    """A labelled grid of faces: one row per class."""
+    from fer_edge.train.data import load_dataset
+    from fer_edge.train.preview import draw_grid
+
+    ds = load_dataset(path)
+    if not ds.has(split):
+        raise UsageError(f"{path}: has no {split} split (it has {', '.join(ds.splits)})")
+    import cv2
+
+    grid = draw_grid(ds[split], per_class=per_class, seed=seed)
+    if not cv2.imwrite(str(out), grid):
+        raise FerEdgeError(f"{out}: cannot write the PNG")
+    typer.echo(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Model factory (needs the train extra)")(train)
+    app.command("eval", rich_help_panel="Model factory (needs the train extra)")(evaluate)
+    app.command(rich_help_panel="Model factory (needs the train extra)")(export)
+    app.add_typer(data_app, name="data", rich_help_panel="Model factory (needs the train extra)")

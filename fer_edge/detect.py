@@ -1,0 +1,128 @@
+"""Face detectors. Each takes any image (gray, BGR, BGRA, 16-bit, any size) and returns boxes with scores
+in the input's pixel coordinates. Both run on a downscaled copy (`max_side`) and map the boxes back,
+because detection cost grows with the pixel count and faces rarely need more than ~640 px to be found.
+
+- haar (default): OpenCV's frontal-face Haar cascade, shipped inside opencv-python 4.x, so it works offline
+  right after install. Frontal faces only; scores are the cascade's last-stage weight (higher is surer).
+- yunet: OpenCV's YuNet CNN (cv2.FaceDetectorYN) from a model file you give. More accurate, handles
+  turned and small faces; scores are 0..1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.imageio import to_bgr_u8, to_gray_u8
+
+DETECTORS = ("haar", "yunet")
+
+
+@dataclass(frozen=True)
+class Detection:
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.w, self.h)
+
+
+def _working_scale(shape: tuple[int, ...], max_side: int) -> float:
+    side = max(shape[0], shape[1])
+    return min(1.0, max_side / side) if max_side > 0 else 1.0
+
+
+def _resize(image: np.ndarray, scale: float) -> np.ndarray:
+    if scale >= 1.0:
+        return image
+    h, w = image.shape[:2]
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def _to_detections(boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Detection]:
+    """Map working-size boxes back to the input and clip them to it; best score first."""
+    h, w = shape[:2]
+    out = []
+    for (bx, by, bw, bh), s in zip(boxes, scores):
+        x0, y0 = max(0.0, bx / scale), max(0.0, by / scale)
+        x1, y1 = min(float(w), (bx + bw) / scale), min(float(h), (by + bh) / scale)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            out.append(Detection(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)), float(s)))
+    return sorted(out, key=lambda d: -d.score)
+
+
+class HaarDetector:
+    name = "haar"
+
+    def __init__(self, max_side: int = 640, min_neighbors: int = 5, min_size: int = 24, min_score: float = 2.5):
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self.cascade = cv2.CascadeClassifier(str(path))
+        if self.cascade.empty():
+            raise FerEdgeError(f"cannot load OpenCV's Haar cascade at {path}; reinstall opencv-python (4.x)")
+        self.max_side = max_side
+        self.min_neighbors = min_neighbors
+        self.min_size = min_size
+        # Faces score ~3-9; the cascade's stray hits on hair, clothing and texture mostly score below 2.5.
+        self.min_score = min_score
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        gray = to_gray_u8(image)
+        scale = _working_scale(gray.shape, self.max_side)
+        small = cv2.equalizeHist(_resize(gray, scale))
+        if min(small.shape) < self.min_size:
+            return []
+        rects, _, weights = self.cascade.detectMultiScale3(
+            small, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size),
+            outputRejectLevels=True,
+        )
+        if len(rects) == 0:
+            return []
+        weights = np.asarray(weights, float).ravel()
+        keep = weights >= self.min_score
+        return _to_detections(np.asarray(rects, float)[keep], weights[keep], scale, gray.shape)
+
+
+class YuNetDetector:
+    name = "yunet"
+
+    def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6):
+        model_path = Path(model_path)
+        if not model_path.is_file():
+            raise FerEdgeError(f"{model_path}: no such YuNet model file")
+        try:
+            self.net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold, 0.3, 5000)
+        except cv2.error as e:
+            raise FerEdgeError(f"{model_path}: OpenCV cannot load it as a YuNet model ({str(e).strip()[-200:]})") from None
+        self.max_side = max_side
+        self._size: tuple[int, int] | None = None
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        bgr = to_bgr_u8(image)
+        scale = _working_scale(bgr.shape, self.max_side)
+        small = _resize(bgr, scale)
+        size = (small.shape[1], small.shape[0])
+        if size != self._size:  # setInputSize re-plans the network; only when the size changes
+            self.net.setInputSize(size)
+            self._size = size
+        _, faces = self.net.detect(small)
+        if faces is None or len(faces) == 0:
+            return []
+        return _to_detections(faces[:, :4].astype(float), faces[:, 14].astype(float), scale, bgr.shape)
+
+
+def make_detector(name: str = "haar", model_path: str | Path | None = None, max_side: int = 640):
+    if name == "haar":
+        return HaarDetector(max_side=max_side)
+    if name == "yunet":
+        if model_path is None:
+            raise UsageError("--detector yunet needs --detector-model PATH (a face_detection_yunet_*.onnx file)")
+        return YuNetDetector(model_path, max_side=max_side)
+    raise UsageError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")

@@ -1,0 +1,94 @@
+"""Recognizer: detect -> crop -> classify, for one image at a time. The CLI and the realtime loop use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from fer_edge.classifier import ExpressionClassifier, to_prediction
+from fer_edge.contract import INPUT_SIZE, LABELS
+from fer_edge.crop import DEFAULT_MARGIN, crop_faces
+from fer_edge.detect import Detection, make_detector
+from fer_edge.errors import FerEdgeError
+
+DEFAULT_MODEL_NAME = "fer-edge.onnx"
+
+
+@dataclass(frozen=True)
+class Face:
+    box: tuple[int, int, int, int]  # x, y, w, h in the image's pixels
+    det_score: float  # detector score; 1.0 for a whole-image crop that skipped detection
+    label: str
+    confidence: float
+    probs: tuple[float, ...]  # in LABELS order
+
+    def as_dict(self) -> dict:
+        return {
+            "box": list(self.box),
+            "det_score": self.det_score,
+            "label": self.label,
+            "confidence": self.confidence,
+            "probs": dict(zip(LABELS, self.probs)),
+        }
+
+
+def default_model_path() -> Path:
+    """The shipped model, found the same way in an editable and a regular install."""
+    return Path(str(resources.files("fer_edge.assets").joinpath(DEFAULT_MODEL_NAME)))
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    if model is not None:
+        return Path(model)
+    path = default_model_path()
+    if not path.is_file():
+        raise FerEdgeError(f"no --model given and the shipped model is missing at {path}; reinstall fer-edge")
+    return path
+
+
+def is_face_crop(image: np.ndarray) -> bool:
+    """Already a FER-style face: classify it whole instead of looking for a face inside it."""
+    return image.shape[0] == INPUT_SIZE and image.shape[1] == INPUT_SIZE
+
+
+class Recognizer:
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        detector: str = "haar",
+        detector_model: str | Path | None = None,
+        device: str = "auto",
+        threads: int = 0,
+        margin: float = DEFAULT_MARGIN,
+        detect_size: int = 640,
+    ):
+        self.classifier = ExpressionClassifier.from_path(resolve_model(model), device=device, threads=threads)
+        self.detector = make_detector(detector, detector_model, max_side=detect_size)
+        self.margin = margin
+
+    @property
+    def provider(self) -> str:
+        return self.classifier.providers.name
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.detector.detect(image)
+
+    def classify(self, image: np.ndarray, detections: list[Detection], margin: float | None = None) -> list[Face]:
+        """All faces of one image in one batched onnxruntime call."""
+        crops = crop_faces(image, [d.box for d in detections], self.margin if margin is None else margin)
+        probs = self.classifier.predict_probs(crops)
+        return [_face(d.box, d.score, p) for d, p in zip(detections, probs)]
+
+    def predict(self, image: np.ndarray, detect: bool | None = None) -> list[Face]:
+        """Faces in `image` (any channels, depth, size). detect=None: skip detection for 48x48 crops."""
+        if detect is False or (detect is None and is_face_crop(image)):
+            return self.classify(image, [Detection(0, 0, image.shape[1], image.shape[0], 1.0)], margin=0.0)
+        return self.classify(image, self.detect(image))
+
+
+def _face(box, score: float, probs: np.ndarray) -> Face:
+    p = to_prediction(probs)
+    return Face(tuple(int(v) for v in box), float(score), p.label, p.confidence, p.probs)

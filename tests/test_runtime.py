@@ -1,0 +1,242 @@
+"""Runtime: model contract, providers, detection, cropping, Recognizer. No torch anywhere."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import astronaut_face, group_photo, make_tiny_model
+from fer_edge.classifier import ExpressionClassifier
+from fer_edge.contract import LABELS
+from fer_edge.crop import crop_face, square_box
+from fer_edge.detect import HaarDetector, YuNetDetector, make_detector
+from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.providers import CPU, CUDA, ProviderReport, select_providers
+from fer_edge.recognizer import Recognizer, default_model_path
+
+# ----------------------------------------------------------------------------------------- providers
+
+
+def test_select_providers_cpu_only_build():
+    assert select_providers("auto", [CPU]) == [CPU]
+    assert select_providers("cpu", [CUDA, CPU]) == [CPU]
+
+
+def test_select_providers_prefers_cuda_when_listed():
+    assert select_providers("auto", ["TensorrtExecutionProvider", CUDA, CPU]) == [CUDA, CPU]
+    assert select_providers("cuda", [CUDA, CPU]) == [CUDA, CPU]
+
+
+def test_select_providers_cuda_without_cuda_build_is_an_error():
+    with pytest.raises(FerEdgeError, match="no CUDA provider"):
+        select_providers("cuda", [CPU])
+    with pytest.raises(UsageError):
+        select_providers("tpu", [CPU])
+
+
+def test_provider_report_says_when_it_fell_back():
+    r = ProviderReport("auto", (CUDA, CPU), (CPU,))
+    assert r.name == "CPU" and r.fell_back and "CUDA was tried" in r.describe()
+    ok = ProviderReport("auto", (CUDA, CPU), (CUDA, CPU))
+    assert ok.name == "CUDA" and not ok.fell_back and ok.describe() == "CUDA"
+
+
+def test_classifier_reports_what_really_runs(tiny_model):
+    clf = ExpressionClassifier.from_path(tiny_model, device="cpu")
+    assert clf.providers.active[0] == CPU
+    assert clf.providers.name == "CPU"
+
+
+# ------------------------------------------------------------------------------------------ contract
+
+
+def test_classifier_batches_and_probabilities(tiny_model):
+    clf = ExpressionClassifier.from_path(tiny_model, device="cpu")
+    faces = np.random.default_rng(0).integers(0, 256, (300, 48, 48), dtype=np.uint8)
+    probs = clf.predict_probs(faces, batch=64)
+    assert probs.shape == (300, 7)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(probs, clf.predict_probs(faces, batch=300), atol=1e-6)  # batching changes nothing
+    assert clf.predict_probs(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+    preds = clf.predict(faces[:3])
+    assert [p.label for p in preds] == [LABELS[i] for i in probs[:3].argmax(1)]
+
+
+def test_classifier_reorders_foreign_label_order(tmp_path):
+    order = ["neutral", "happy", "sad", "anger", "fear", "Disgust", "surprise"]  # another order, a synonym, a capital
+    foreign = make_tiny_model(tmp_path / "foreign.onnx", labels=order, seed=3)
+    ours = make_tiny_model(tmp_path / "ours.onnx", seed=3)
+    faces = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    p_foreign = ExpressionClassifier.from_path(foreign, device="cpu").predict_probs(faces)
+    p_ours = ExpressionClassifier.from_path(ours, device="cpu").predict_probs(faces)
+    # same weights, columns permuted: the classifier must map column k of `order` back to its FER2013 index
+    perm = [[n.lower() for n in order].index({"angry": "anger"}.get(name, name)) for name in LABELS]
+    # same weights, other column names: FER2013 class i must come from the model's column perm[i]
+    np.testing.assert_allclose(p_foreign, p_ours[:, perm], atol=1e-6)
+    assert ExpressionClassifier.from_path(foreign, device="cpu").info.order == tuple(perm)
+
+
+def test_float_input_with_channel_axis_and_logits(tmp_path):
+    path = make_tiny_model(tmp_path / "f.onnx", input_dims=(1, 48, 48), input_type="float", output="logits")
+    clf = ExpressionClassifier.from_path(path, device="cpu")
+    assert clf.info.channel_axis and clf.info.input_dtype == "float32" and clf.info.output == "logits"
+    probs = clf.predict_probs(np.full((2, 48, 48), 128, np.uint8))
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_dims": (64, 64)}, "expected \\[N, 48, 48\\]"),
+        ({"metadata": {"labels": None}}, "no 'labels' metadata"),
+        ({"width": 8, "labels": list(LABELS) + ["contempt"]}, "not the 7 FER2013 classes"),
+        ({"width": 6, "labels": LABELS[:6]}, "not the 7 FER2013 classes"),
+        ({"metadata": {"labels": "angry,disgust"}}, "not valid JSON"),
+        ({"input_type": "float", "metadata": {"preprocessing": "{}"}}, "needs preprocessing metadata"),
+    ],
+)
+def test_models_that_break_the_contract_are_refused(tmp_path, kwargs, message):
+    path = make_tiny_model(tmp_path / "bad.onnx", **kwargs)
+    with pytest.raises(FerEdgeError, match=message):
+        ExpressionClassifier.from_path(path, device="cpu")
+
+
+def test_missing_and_corrupt_model_files(tmp_path):
+    with pytest.raises(FerEdgeError, match="no such model file"):
+        ExpressionClassifier.from_path(tmp_path / "nope.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not protobuf" * 10)
+    with pytest.raises(FerEdgeError, match="cannot load"):
+        ExpressionClassifier.from_path(junk, device="cpu")
+
+
+# ------------------------------------------------------------------------------------------ detection
+
+
+def test_haar_finds_the_astronaut(astronaut):
+    dets = HaarDetector().detect(astronaut)
+    assert len(dets) == 1
+    d = dets[0]
+    # the face spans roughly x 85..140, y 30..85 in the 256x256 photo
+    assert 70 < d.x + d.w / 2 < 150 and 35 < d.y + d.h / 2 < 85 and 35 < d.w < 90
+    assert d.score > 0
+
+
+def test_yunet_finds_the_astronaut(astronaut, yunet_model):
+    dets = YuNetDetector(yunet_model).detect(astronaut)
+    assert len(dets) == 1 and 0.5 < dets[0].score <= 1
+    assert 70 < dets[0].x + dets[0].w / 2 < 150
+
+
+@pytest.mark.parametrize("name", ["haar", "yunet"])
+def test_detectors_find_every_face_of_a_group(astronaut, name, request):
+    model = request.getfixturevalue("yunet_model") if name == "yunet" else None
+    dets = make_detector(name, model).detect(group_photo(astronaut))
+    centres = sorted(d.x + d.w // 2 for d in dets)
+    assert len(dets) == 3, dets
+    assert [c // 260 for c in centres] == [0, 1, 2]
+
+
+def test_detection_maps_boxes_back_from_a_downscaled_copy(astronaut):
+    big = cv2.resize(astronaut, (2048, 2048), interpolation=cv2.INTER_CUBIC)  # 8x: detected at 640, mapped back
+    (d,) = HaarDetector(max_side=640).detect(big)
+    (ref,) = HaarDetector().detect(astronaut)
+    assert abs(d.x - 8 * ref.x) < 40 and abs(d.w - 8 * ref.w) < 60
+
+
+@pytest.mark.parametrize("kind", ["gray", "bgra", "uint16", "float"])
+def test_detection_takes_any_image_format(astronaut, kind):
+    img = {
+        "gray": lambda: cv2.cvtColor(astronaut, cv2.COLOR_BGR2GRAY),
+        "bgra": lambda: cv2.cvtColor(astronaut, cv2.COLOR_BGR2BGRA),
+        "uint16": lambda: astronaut.astype(np.uint16) * 257,
+        "float": lambda: astronaut.astype(np.float32) / 255,
+    }[kind]()
+    assert len(HaarDetector().detect(img)) == 1
+
+
+@pytest.mark.parametrize("name", ["haar", "yunet"])
+def test_face_touching_the_border_is_found_and_clipped(astronaut, name, request):
+    model = request.getfixturevalue("yunet_model") if name == "yunet" else None
+    corner = astronaut[28:, 83:]  # the face now touches the top-left corner
+    dets = make_detector(name, model).detect(corner)
+    assert len(dets) == 1, dets
+    d = dets[0]
+    assert d.x < 15 and d.y < 15 and d.x >= 0 and d.y >= 0
+    crop = crop_face(corner, d.box, margin=0.4)  # the margin runs past the corner: padded, still square
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+
+
+def test_tiny_and_blank_images_give_no_faces():
+    det = HaarDetector()
+    assert det.detect(np.zeros((10, 10), np.uint8)) == []
+    assert det.detect(np.full((480, 640, 3), 127, np.uint8)) == []
+
+
+def test_yunet_needs_a_model_file(tmp_path):
+    with pytest.raises(UsageError, match="--detector-model"):
+        make_detector("yunet", None)
+    with pytest.raises(FerEdgeError, match="no such YuNet"):
+        make_detector("yunet", tmp_path / "missing.onnx")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(FerEdgeError, match="cannot load"):
+        make_detector("yunet", bad)
+
+
+# ------------------------------------------------------------------------------------------------ crop
+
+
+def test_square_box_adds_the_margin_around_the_centre():
+    x0, y0, side = square_box((100, 100, 40, 60), margin=0.25)
+    assert side == 90 and (x0 + side / 2, y0 + side / 2) == (120, 130)
+
+
+def test_crop_is_48x48_gray_from_any_input(astronaut):
+    box = (85, 30, 54, 54)
+    ref = crop_face(astronaut, box)
+    assert ref.shape == (48, 48) and ref.dtype == np.uint8
+    bgra = cv2.cvtColor(astronaut, cv2.COLOR_BGR2BGRA)
+    np.testing.assert_array_equal(crop_face(bgra, box), ref)
+    deep = crop_face(astronaut.astype(np.uint16) * 257, box)
+    assert np.abs(deep.astype(int) - ref).max() <= 1
+
+
+def test_crop_outside_the_image_replicates_the_border():
+    img = np.zeros((100, 100), np.uint8)
+    img[:, :50] = 200
+    crop = crop_face(img, (-30, 0, 60, 100), margin=0)
+    assert crop.shape == (48, 48)
+    assert crop[:, :5].min() == 200  # left of the image: the border column repeated
+
+
+# ------------------------------------------------------------------------------------------ recognizer
+
+
+def test_recognizer_classifies_all_faces_in_one_call(tiny_model, astronaut, monkeypatch):
+    rec = Recognizer(tiny_model, device="cpu")
+    calls = []
+    original = rec.classifier.session.run
+    monkeypatch.setattr(rec.classifier.session, "run", lambda *a, **k: calls.append(a[1]["faces"].shape) or original(*a, **k))
+    faces = rec.predict(group_photo(astronaut))
+    assert len(faces) == 3 and calls == [(3, 48, 48)]
+    f = faces[0]
+    assert f.label in LABELS and len(f.probs) == 7 and abs(sum(f.probs) - 1) < 1e-4
+    assert f.confidence == max(f.probs)
+    assert json.dumps(f.as_dict())
+
+
+def test_recognizer_skips_detection_for_48x48_crops(tiny_model):
+    rec = Recognizer(tiny_model, device="cpu")
+    crop = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    (face,) = rec.predict(crop)
+    assert face.box == (0, 0, 48, 48) and face.det_score == 1.0
+    direct = rec.classifier.predict_probs(crop[None])[0]
+    np.testing.assert_allclose(face.probs, direct, atol=1e-6)  # the crop reaches the model untouched
+
+
+def test_default_model_path_points_into_the_package():
+    assert default_model_path().parent.name == "assets"

@@ -1,0 +1,96 @@
+"""Batched augmentation on tensors: one affine warp per batch, so it is cheap on a CPU and free on a GPU.
+
+Input and output: float [N, 1, 48, 48] in [0, 1], on whatever device the batch lives.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    shift: float = 0.1  # max translation, fraction of the side
+    rotate: float = 10.0  # max rotation, degrees
+    scale: float = 0.1  # max zoom in or out, fraction
+    flip: bool = True
+    brightness: float = 0.2  # max additive change, fraction of full range
+    contrast: float = 0.2  # max multiplicative change around the image mean
+    erase: float = 0.25  # probability of one random erased rectangle per image
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
+    n, dev = x.shape[0], x.device
+
+    def uniform(lo: float, hi: float, *shape: int) -> torch.Tensor:
+        return torch.rand(*(shape or (n,)), generator=gen, device=dev) * (hi - lo) + lo
+
+    # Geometry: rotation, scale, translation and flip in one sampling grid.
+    angle = uniform(-cfg.rotate, cfg.rotate) * (math.pi / 180)
+    scale = 1.0 / uniform(1 - cfg.scale, 1 + cfg.scale)
+    flip = torch.where(uniform(0, 1) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n, device=dev)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    theta = torch.stack(
+        [
+            torch.stack([cos * flip, -sin, uniform(-cfg.shift, cfg.shift) * 2], 1),
+            torch.stack([sin * flip, cos, uniform(-cfg.shift, cfg.shift) * 2], 1),
+        ],
+        1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+    # Photometric: contrast around each image's mean, then brightness.
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    c = uniform(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1)
+    b = uniform(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
+    x = ((x - mean) * c + mean + b).clamp_(0, 1)
+
+    if cfg.erase > 0:
+        x = random_erase(x, cfg.erase, gen)
+    return x
+
+
+def random_erase(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Erase one rectangle (2-20% of the area) with noise, in a p share of the images."""
+    n, _, h, w = x.shape
+    dev = x.device
+    area = torch.rand(n, generator=gen, device=dev) * 0.18 + 0.02
+    aspect = torch.exp(torch.rand(n, generator=gen, device=dev) * 2.2 - 1.1)  # 1/3 .. 3
+    eh = (torch.sqrt(area * aspect) * h).clamp(1, h)
+    ew = (torch.sqrt(area / aspect) * w).clamp(1, w)
+    y0 = torch.rand(n, generator=gen, device=dev) * (h - eh)
+    x0 = torch.rand(n, generator=gen, device=dev) * (w - ew)
+    ys = torch.arange(h, device=dev).view(1, h, 1)
+    xs = torch.arange(w, device=dev).view(1, 1, w)
+    inside = (
+        (ys >= y0.view(n, 1, 1)) & (ys < (y0 + eh).view(n, 1, 1)) & (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ew).view(n, 1, 1))
+    )
+    chosen = (torch.rand(n, generator=gen, device=dev) < p).view(n, 1, 1)
+    mask = (inside & chosen).unsqueeze(1)
+    noise = torch.rand(x.shape, generator=gen, device=dev)
+    return torch.where(mask, noise, x)
+
+
+def mix(
+    x: torch.Tensor, y: torch.Tensor, mode: str, alpha: float, gen: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mixup or CutMix. Returns (inputs, labels_a, labels_b, lam); the loss is lam*L(a) + (1-lam)*L(b)."""
+    perm = torch.randperm(x.shape[0], generator=gen, device=x.device)
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    if mode == "mixup":
+        return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+    if mode == "cutmix":
+        _, _, h, w = x.shape
+        rh, rw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+        cy, cx = int(torch.randint(h, (1,), generator=gen, device=x.device)), int(torch.randint(w, (1,), generator=gen, device=x.device))
+        y0, y1, x0, x1 = max(cy - rh // 2, 0), min(cy + rh // 2, h), max(cx - rw // 2, 0), min(cx + rw // 2, w)
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+        return x, y, y[perm], lam
+    raise ValueError(f"unknown mix mode {mode!r}")

@@ -1,0 +1,43 @@
+"""Checkpoints: atomic writes, and loads that cannot run code (weights_only)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fer_edge.contract import LABELS
+from fer_edge.errors import FerEdgeError
+
+from .models import build_model
+
+
+def save_atomic(obj: dict, path: Path) -> None:
+    """Write to a temp file in the same folder, then rename: a kill never leaves a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FerEdgeError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle errors, zip errors, and weights_only refusals all mean: not ours
+        raise FerEdgeError(f"{path}: not a loadable fer-edge checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise FerEdgeError(f"{path}: not an fer-edge checkpoint (no model/config entries)")
+    labels = tuple(ckpt.get("labels", LABELS))
+    if labels != LABELS:
+        raise FerEdgeError(f"{path}: labels {labels} differ from fer-edge's {LABELS}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> nn.Module:
+    model = build_model(ckpt["config"]["arch"], num_classes=len(LABELS))
+    model.load_state_dict(ckpt["model"])
+    return model.eval()

@@ -1,0 +1,38 @@
+"""Predictions of a torch model or an .onnx file on uint8 faces, and the report built from them."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
+
+from .report import Report, make_report
+
+
+def normalize(x_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 48, 48] or [N, 1, 48, 48] -> float [N, 1, 48, 48], the trainer's and the graph's normalisation."""
+    if x_u8.dim() == 3:
+        x_u8 = x_u8.unsqueeze(1)
+    return (x_u8.float() / 255.0 - PIXEL_MEAN) / PIXEL_STD
+
+
+@torch.no_grad()
+def torch_probs(model: nn.Module, x: np.ndarray, device: torch.device, tta: bool = False, batch: int = 512) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(x), batch):
+        xb = normalize(torch.from_numpy(x[i : i + batch]).to(device))
+        if device.type == "cuda":
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            p = torch.softmax(model(xb).float(), 1)
+            if tta:
+                p = (p + torch.softmax(model(xb.flip(3)).float(), 1)) / 2
+        out.append(p.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 7), np.float32)
+
+
+def evaluate_probs(probs: np.ndarray, y: np.ndarray, **meta) -> Report:
+    return make_report(y, probs.argmax(1), **meta)

@@ -1,0 +1,406 @@
+"""The training loop, top to bottom: config -> data -> model -> optimiser -> loop (step, eval, checkpoint, log).
+
+Resume is exact on the CPU: the checkpoint carries the model, optimiser, epoch, best metric, config,
+labels and every RNG state this loop draws from, so `--resume` continues the same random stream.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import fer_edge
+from fer_edge.contract import LABELS
+from fer_edge.errors import FerEdgeError
+
+from .augment import AugmentConfig, augment, mix
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
+from .data import Dataset, Split, load_dataset, stratified_split
+from .evaluate import evaluate_probs, torch_probs
+from .models import ARCHS, build_model, count_macs, count_params
+from .report import Report, write_report
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    out: str = "runs/latest"
+    arch: str = "fernet-s"
+    epochs: int = 30
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd (Nesterov momentum) or adamw
+    lr: float = 0.1  # peak learning rate
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"  # onecycle (warm-up then cosine) or cosine
+    warmup: float = 0.1  # share of training spent warming up (onecycle)
+    label_smoothing: float = 0.1
+    mix: str = "none"  # none, mixup or cutmix
+    mix_alpha: float = 1.0
+    mix_prob: float = 0.5
+    balance: str = "none"  # none, loss (class-weighted CE) or sampler (class-balanced batches)
+    augment: bool = True
+    shift: float = 0.1
+    rotate: float = 10.0
+    scale: float = 0.1
+    erase: float = 0.25
+    val_fraction: float = 0.0  # carve a stratified val split from train when the data has none
+    teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged soft labels we distil
+    kd_alpha: float = 0.7
+    kd_temperature: float = 4.0
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0  # 0: torch's default
+    max_minutes: float = 0.0  # 0: no budget. With a budget, the schedule anneals by the deadline.
+    patience: int = 0  # early stopping after this many epochs without a better val accuracy; 0: off
+    amp: bool = True  # bf16 autocast on CUDA
+    eval_tta: bool = True  # the final report also averages flips
+    tracker: str = "none"  # none or mlflow
+    data_sha256: str = ""  # filled in from the data
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise FerEdgeError("--device cuda was requested, but torch sees no CUDA device")
+    if requested not in ("cpu", "cuda"):
+        raise FerEdgeError(f"--device must be auto, cpu or cuda, not {requested!r}")
+    return torch.device(requested)
+
+
+def lr_at(cfg: TrainConfig, progress: float) -> float:
+    """Learning rate as a function of training progress in [0, 1]."""
+    p = min(max(progress, 0.0), 1.0)
+    if cfg.schedule == "onecycle":
+        if p < cfg.warmup:
+            return cfg.lr * (0.04 + 0.96 * p / cfg.warmup)
+        p = (p - cfg.warmup) / (1 - cfg.warmup)
+    elif cfg.schedule != "cosine":
+        raise FerEdgeError(f"unknown schedule {cfg.schedule!r}; use onecycle or cosine")
+    return cfg.lr * (0.5 * (1 + math.cos(math.pi * p)) * 0.999 + 0.001)
+
+
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]  # BN and biases
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise FerEdgeError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
+
+
+def prepare_splits(ds: Dataset, cfg: TrainConfig) -> tuple[Split, Split, Split | None]:
+    if not ds.has("train"):
+        raise FerEdgeError(f"{ds.source}: no training split (Usage=Training rows, or a train/ folder)")
+    train = ds["train"]
+    val = ds["val"] if ds.has("val") else None
+    if val is None:
+        if cfg.val_fraction <= 0:
+            raise FerEdgeError(f"{ds.source}: no validation split; pass --val-fraction (e.g. 0.1) to carve one")
+        train, val = stratified_split(train, cfg.val_fraction, cfg.seed)
+    return train, val, ds["test"] if ds.has("test") else None
+
+
+class Teacher:
+    """An ensemble of trained checkpoints whose averaged softened probabilities the student learns from."""
+
+    def __init__(self, paths: list[str], device: torch.device):
+        self.models = []
+        for p in paths:
+            m = model_from_checkpoint(load_checkpoint(p)).to(device)
+            if device.type == "cuda":
+                m = m.to(memory_format=torch.channels_last)
+            self.models.append(m.eval())
+
+    @torch.no_grad()
+    def soft_targets(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        return torch.stack([torch.softmax(m(x).float() / temperature, 1) for m in self.models]).mean(0)
+
+
+def _write_metrics_row(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _rng_state(gen: torch.Generator, device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["gen"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print, progress=None) -> dict:
+    """Train; return a summary dict. `progress` is an optional rich Progress (the CLI passes one)."""
+    if cfg.arch not in ARCHS:
+        raise FerEdgeError(f"unknown --arch {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+    out = Path(cfg.out)
+    if resume:
+        if not (out / "last.pt").exists():
+            raise FerEdgeError(f"--resume: {out / 'last.pt'} does not exist")
+        ckpt = load_checkpoint(out / "last.pt")
+        saved = TrainConfig.from_dict(ckpt["config"])
+        # A resumed run keeps its recipe; only where it runs and its budget may change.
+        saved.device, saved.threads = cfg.device, cfg.threads
+        saved.max_minutes = cfg.max_minutes or saved.max_minutes
+        cfg = saved
+    elif (out / "last.pt").exists():
+        raise FerEdgeError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+
+    device = pick_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    # ---- data
+    ds = load_dataset(cfg.data)
+    cfg.data_sha256 = ds.sha256
+    if ds.skipped:
+        log(f"skipped {len(ds.skipped)} unreadable image(s); first: {ds.skipped[0]}")
+    train, val, test = prepare_splits(ds, cfg)
+    x_train = torch.from_numpy(train.x).unsqueeze(1).to(device)  # uint8 on the device: 66 MB for FER2013
+    y_train = torch.from_numpy(train.y).to(device)
+    counts = np.bincount(train.y, minlength=len(LABELS)).astype(float)
+    class_weight = torch.tensor(counts.sum() / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+    steps_per_epoch = max(len(train) // cfg.batch_size, 1)
+    total_steps = steps_per_epoch * cfg.epochs
+
+    # ---- model, optimiser, teacher
+    model = build_model(cfg.arch).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model)
+    teacher = Teacher(cfg.teachers, device) if cfg.teachers else None
+    aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase)
+    use_amp = cfg.amp and device.type == "cuda"
+
+    start_epoch, best_acc, step, train_seconds = 0, -1.0, 0, 0.0
+    if resume:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_epoch, best_acc = ckpt["epoch"] + 1, ckpt["best_acc"]
+        step, train_seconds = ckpt["step"], ckpt["train_seconds"]
+        _set_rng_state(ckpt["rng"], gen, device)
+        log(f"resuming {out} at epoch {start_epoch + 1}/{cfg.epochs} (best val acc so far {100 * best_acc:.2f}%)")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.csv").unlink(missing_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    n_params, macs = count_params(model), count_macs(model)
+    log(
+        f"{cfg.arch}: {n_params / 1e6:.2f}M params, {macs / 1e6:.1f}M MACs; train {len(train)}, val {len(val)}"
+        f"{f', test {len(test)}' if test is not None else ''}; device {device}"
+    )
+    tracker = _make_tracker(cfg, out)
+    budget = cfg.max_minutes * 60
+
+    def progress_now(elapsed: float) -> float:
+        p = step / total_steps
+        return max(p, elapsed / budget) if budget > 0 else p
+
+    epoch = start_epoch
+    stop_reason = "epochs"
+    epochs_without_gain = 0
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0 = time.time()
+        if cfg.balance == "sampler":
+            order = torch.multinomial(class_weight[y_train], len(train), replacement=True, generator=gen)
+        else:
+            order = torch.randperm(len(train), generator=gen, device=device)
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        seen = 0
+        task = progress.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch) if progress else None
+        for i in range(steps_per_epoch):
+            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            xb = x_train[idx].float() / 255.0
+            yb = y_train[idx]
+            if cfg.augment:
+                xb = augment(xb, aug_cfg, gen)
+            xb = (xb - 0.5) / 0.25  # == normalize(); kept inline to stay on float input
+            if device.type == "cuda":
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            ya, yb2, lam = yb, yb, 1.0
+            if cfg.mix != "none" and float(torch.rand((), generator=gen, device=device)) < cfg.mix_prob:
+                xb, ya, yb2, lam = mix(xb, yb, cfg.mix, cfg.mix_alpha, gen)
+
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(cfg, progress_now(train_seconds + time.time() - t0))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = model(xb).float()
+            weight = class_weight if cfg.balance == "loss" else None
+            ce = lam * F.cross_entropy(logits, ya, weight=weight, label_smoothing=cfg.label_smoothing)
+            if lam < 1.0:
+                ce = ce + (1 - lam) * F.cross_entropy(logits, yb2, weight=weight, label_smoothing=cfg.label_smoothing)
+            if teacher is not None:
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    soft = teacher.soft_targets(xb, cfg.kd_temperature)
+                kd = F.kl_div(F.log_softmax(logits / cfg.kd_temperature, 1), soft, reduction="batchmean")
+                loss = (1 - cfg.kd_alpha) * ce + cfg.kd_alpha * kd * cfg.kd_temperature**2
+            else:
+                loss = ce
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+            step += 1
+            loss_sum += loss.detach() * len(idx)
+            correct += (logits.argmax(1) == ya).sum()
+            seen += len(idx)
+            if progress and (i % 10 == 0 or i == steps_per_epoch - 1):
+                progress.update(task, completed=i + 1, description=(
+                    f"epoch {epoch + 1}/{cfg.epochs} loss {float(loss_sum) / seen:.3f} acc {100 * float(correct) / seen:.1f}%"
+                ))
+            if budget > 0 and train_seconds + (time.time() - t0) >= budget:
+                break
+        if progress:
+            progress.remove_task(task)
+
+        # ---- eval, checkpoint, log
+        val_probs = torch_probs(model, val.x, device)
+        val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_probs).clamp_min(1e-8)), torch.from_numpy(val.y)))
+        val_acc = float((val_probs.argmax(1) == val.y).mean())
+        train_seconds += time.time() - t0
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": round(float(loss_sum) / max(seen, 1), 5),
+            "train_acc": round(float(correct) / max(seen, 1), 5),
+            "val_loss": round(val_loss, 5),
+            "val_acc": round(val_acc, 5),
+            "lr": round(optimizer.param_groups[0]["lr"], 6),
+            "seconds": round(time.time() - t0, 2),
+        }
+        _write_metrics_row(out / "metrics.csv", row)
+        improved = val_acc > best_acc
+        if improved:
+            best_acc, epochs_without_gain = val_acc, 0
+        else:
+            epochs_without_gain += 1
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "train_seconds": train_seconds,
+            "best_acc": best_acc,
+            "val_acc": val_acc,
+            "config": asdict(cfg),
+            "labels": list(LABELS),
+            "rng": _rng_state(gen, device),
+            "fer_edge_version": fer_edge.__version__,
+        }
+        if improved:
+            save_atomic({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / "best.pt")
+        save_atomic(state, out / "last.pt")
+        tracker.log_metrics(row, epoch + 1)
+        log(
+            f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  acc {100 * row['train_acc']:.2f}%  "
+            f"val loss {val_loss:.4f}  val acc {100 * val_acc:.2f}%{' *' if improved else ''}  "
+            f"lr {row['lr']:.4g}  {row['seconds']:.1f}s"
+        )
+        if budget > 0 and train_seconds >= budget:
+            stop_reason = f"time budget of {cfg.max_minutes:g} min"
+            break
+        if cfg.patience > 0 and epochs_without_gain >= cfg.patience:
+            stop_reason = f"no val gain in {cfg.patience} epochs"
+            break
+
+    # ---- final report with the best weights
+    best = model_from_checkpoint(load_checkpoint(out / "best.pt")).to(device)
+    reports: dict[str, Report] = {}
+    for name, split in (("val", val), ("test", test)):
+        if split is None:
+            continue
+        probs = torch_probs(best, split.x, device, tta=cfg.eval_tta)
+        rep = evaluate_probs(probs, split.y, split=name, model=str(out / "best.pt"), tta=cfg.eval_tta)
+        write_report(rep, out, f"report_{name}")
+        reports[name] = rep
+        log(f"\n{name} report (best.pt{', flip TTA' if cfg.eval_tta else ''}):\n{rep.text()}")
+    summary = {
+        "run": str(out),
+        "epochs_run": epoch + 1 - start_epoch if resume else epoch + 1,
+        "last_epoch": epoch + 1,
+        "stopped_by": stop_reason,
+        "best_val_acc": best_acc,
+        "train_minutes": round(train_seconds / 60, 2),
+        "params": n_params,
+        "macs": macs,
+        **{f"{k}_acc{'_tta' if cfg.eval_tta else ''}": r.accuracy for k, r in reports.items()},
+        **{f"{k}_macro_f1": r.macro_f1 for k, r in reports.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    tracker.finish(out, summary)
+    log(f"done: {json.dumps(summary)}")
+    return summary
+
+
+class _NoTracker:
+    def log_metrics(self, row: dict, step: int) -> None:
+        pass
+
+    def finish(self, out: Path, summary: dict) -> None:
+        pass
+
+
+class _MlflowTracker:
+    """Logs to a local file store (./mlruns by default, or MLFLOW_TRACKING_URI); works offline."""
+
+    def __init__(self, cfg: TrainConfig, out: Path):
+        import mlflow
+
+        self.mlflow = mlflow
+        mlflow.set_experiment("fer-edge")
+        self.run = mlflow.start_run(run_name=out.name)
+        mlflow.log_params({k: str(v)[:250] for k, v in asdict(cfg).items()})
+
+    def log_metrics(self, row: dict, step: int) -> None:
+        self.mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch"}, step=step)
+
+    def finish(self, out: Path, summary: dict) -> None:
+        self.mlflow.log_metrics({k: float(v) for k, v in summary.items() if isinstance(v, (int, float))})
+        for name in ("config.json", "metrics.csv", "summary.json", "best.pt"):
+            if (out / name).exists():
+                self.mlflow.log_artifact(str(out / name))
+        self.mlflow.end_run()
+
+
+def _make_tracker(cfg: TrainConfig, out: Path):
+    if cfg.tracker == "none":
+        return _NoTracker()
+    if cfg.tracker != "mlflow":
+        raise FerEdgeError(f"unknown --tracker {cfg.tracker!r}; use none or mlflow")
+    try:
+        return _MlflowTracker(cfg, out)
+    except ImportError:
+        raise FerEdgeError("--tracker mlflow needs mlflow: pip install mlflow (the run folder is the record otherwise)") from None
