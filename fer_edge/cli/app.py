@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
-from fer_edge.errors import FerEdgeError
 
 app = typer.Typer(
     name="fer-edge",
@@ -28,23 +25,4 @@ _register()
 
 
 def main() -> None:
-    try:
-        app(standalone_mode=False)
-    except FerEdgeError as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
-    except typer.Exit as e:  # --help and friends
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        raise
+    app()

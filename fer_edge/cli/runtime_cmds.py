@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from fer_edge.cli.guard import guarded
 from fer_edge.cli.options import DetectorModelOpt, DetectorOpt, DetectorName, Device, DeviceOpt, ModelOpt, ThreadsOpt
 from fer_edge.errors import FerEdgeError, UsageError
 
@@ -140,6 +141,6 @@ def info(
 def register(app: typer.Typer) -> None:
     from fer_edge.cli import webcam_cmd
 
-    app.command(rich_help_panel="Run")(classify)
+    app.command(rich_help_panel="Run")(guarded(classify))
     webcam_cmd.register(app)
-    app.command(rich_help_panel="Run")(info)
+    app.command(rich_help_panel="Run")(guarded(info))

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from fer_edge.cli.guard import guarded
 from fer_edge.cli.options import Device
 from fer_edge.errors import FerEdgeError, UsageError
 
@@ -179,6 +180,7 @@ data_app = typer.Typer(help="Look at a dataset: class distribution, a grid of fa
 
 
 @data_app.command("stats")
+@guarded
 def data_stats(path: Annotated[Path, typer.Argument(help="FER2013 CSV, .npz, or image-folder dataset.")]) -> None:
     """Class distribution per split, as counts and percentages."""
     from rich.table import Table
@@ -203,6 +205,7 @@ def data_stats(path: Annotated[Path, typer.Argument(help="FER2013 CSV, .npz, or 
 
 
 @data_app.command("preview")
+@guarded
 def data_preview(
     path: Annotated[Path, typer.Argument(help="FER2013 CSV, .npz, or image-folder dataset.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),

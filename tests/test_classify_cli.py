@@ -1,0 +1,216 @@
+"""`fer-edge classify`, `info` and `--help` through typer's runner, plus the no-torch boundary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ASTRONAUT, group_photo
+from fer_edge.cli.app import app
+from fer_edge.contract import LABELS
+from fer_edge.writers import CLASSIFY_COLUMNS
+
+runner = CliRunner()
+REQUIRED = ["path", "face", "x", "y", "w", "h", "det_score", "label", "confidence", *LABELS]
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def photos(tmp_path, astronaut) -> Path:
+    d = tmp_path / "photos"
+    d.mkdir()
+    cv2.imwrite(str(d / "one.jpg"), astronaut)
+    cv2.imwrite(str(d / "group.PNG"), group_photo(astronaut))  # upper-case extension
+    cv2.imwrite(str(d / "blank.bmp"), np.full((200, 300, 3), 128, np.uint8))
+    cv2.imwrite(str(d / "crop.png"), cv2.resize(cv2.cvtColor(astronaut[30:84, 85:139], cv2.COLOR_BGR2GRAY), (48, 48)))
+    (d / "notes.txt").write_text("not an image, and not picked up from a folder")
+    return d
+
+
+def test_help_lists_every_command():
+    result = run("--help")
+    assert result.exit_code == 0
+    for name in ("classify", "info", "train", "eval", "export", "data"):
+        assert name in result.output
+
+
+def test_csv_columns_and_rows(photos, tiny_model):
+    result = run("classify", photos, "--model", tiny_model, "--device", "cpu", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    header = result.stdout.splitlines()[0].split(",")
+    assert header[: len(REQUIRED)] == REQUIRED and header == CLASSIFY_COLUMNS
+    by_file = {}
+    for r in rows:
+        by_file.setdefault(Path(r["path"]).name, []).append(r)
+    assert set(by_file) == {"one.jpg", "group.PNG", "blank.bmp", "crop.png"}
+    assert len(by_file["group.PNG"]) == 3 and [r["face"] for r in by_file["group.PNG"]] == ["0", "1", "2"]
+    assert by_file["blank.bmp"] == [{**{c: "" for c in CLASSIFY_COLUMNS}, "path": str(photos / "blank.bmp")}]
+    (crop,) = by_file["crop.png"]  # a 48x48 crop: classified whole, no detection
+    assert (crop["x"], crop["y"], crop["w"], crop["h"], crop["det_score"]) == ("0", "0", "48", "48", "1.0")
+    for r in by_file["one.jpg"] + by_file["group.PNG"]:
+        probs = [float(r[k]) for k in LABELS]
+        assert abs(sum(probs) - 1) < 1e-3 and r["label"] == LABELS[int(np.argmax(probs))]
+        assert float(r["confidence"]) == max(probs)
+
+
+def test_jsonl_records(photos, tiny_model, tmp_path):
+    out = tmp_path / "out.jsonl"
+    result = run("classify", photos, "--model", tiny_model, "--format", "jsonl", "--out", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 1 + 3 + 1 + 1
+    face = next(r for r in records if r["path"].endswith("one.jpg"))
+    assert list(face)[: len(REQUIRED)] == REQUIRED
+    blank = next(r for r in records if r["path"].endswith("blank.bmp"))
+    assert blank["label"] == "" and blank["face"] is None
+    assert "faces/s" in result.stderr  # the summary table goes to stderr
+
+
+def test_no_detect_forces_whole_image(photos, tiny_model):
+    result = run("classify", photos / "one.jpg", "--model", tiny_model, "--no-detect", "--device", "cpu", "-q")
+    (row,) = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert (row["w"], row["h"]) == ("256", "256")
+
+
+def test_recursive(photos, tiny_model):
+    nested = photos.parent / "nested"
+    (nested / "deep").mkdir(parents=True)
+    cv2.imwrite(str(nested / "deep" / "a.jpg"), cv2.imread(str(ASTRONAUT)))
+    assert run("classify", nested, "--model", tiny_model, "-q").exit_code == 2
+    result = run("classify", nested, "--model", tiny_model, "--recursive", "-q", "--device", "cpu")
+    assert result.exit_code == 0 and "a.jpg" in result.stdout
+
+
+@pytest.fixture
+def bad_files(tmp_path, astronaut) -> Path:
+    d = tmp_path / "bad"
+    d.mkdir()
+    cv2.imwrite(str(d / "good.jpg"), astronaut)
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "text.png").write_text("hello, I am not a PNG")
+    good = (d / "good.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (d / "corrupt.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBPVP8 " + bytes(range(256)) * 4)
+    big = np.zeros((3000, 3000), np.uint8)  # 9 MP: over the limit the test sets
+    cv2.imwrite(str(d / "huge.png"), big)
+    return d
+
+
+def test_bad_files_become_error_rows_and_good_rows_survive(bad_files, tiny_model, monkeypatch):
+    monkeypatch.setattr("fer_edge.imageio.MAX_PIXELS", 4_000_000)
+    result = run("classify", bad_files, "--model", tiny_model, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(result.stdout))}
+    assert rows["good.jpg"]["label"] in LABELS and rows["good.jpg"]["error"] == ""
+    assert "empty file" in rows["empty.jpg"]["error"]
+    assert "not a decodable image" in rows["text.png"]["error"]
+    assert "not a decodable image" in rows["corrupt.webp"]["error"]
+    assert "pixel limit" in rows["huge.png"]["error"]
+    # a truncated JPEG either fails to decode or decodes partly (libjpeg pads it grey); never a traceback
+    assert rows["truncated.jpg"]["error"] or rows["truncated.jpg"]["label"] in ("", *LABELS)
+    assert "skipped" in result.stderr and "Traceback" not in result.output
+
+
+def test_strict_exits_1_when_a_file_failed(bad_files, tiny_model):
+    result = run("classify", bad_files / "good.jpg", bad_files / "empty.jpg", "--model", tiny_model, "--strict", "-q")
+    assert result.exit_code == 1
+    assert "failed (--strict)" in result.stderr
+
+
+def test_unreadable_file_is_reported(tmp_path, tiny_model, monkeypatch):
+    img = tmp_path / "locked.jpg"
+    img.write_bytes(b"x")
+
+    def deny(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("fer_edge.imageio.np.fromfile", deny)  # CI runs as root, where chmod 000 still reads
+    result = run("classify", img, "--model", tiny_model, "-q")
+    assert result.exit_code == 0 and "permission denied" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/no/such/folder"], "no such file or folder"),
+        (["EMPTY"], "no images"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path, tiny_model, args, message):
+    (tmp_path / "EMPTY").mkdir()
+    args = [str(tmp_path / a) if a == "EMPTY" else a for a in args]
+    result = run("classify", *args, "--model", tiny_model)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_missing_and_invalid_model(photos, tmp_path):
+    result = run("classify", photos, "--model", tmp_path / "nope.onnx")
+    assert result.exit_code == 1 and "no such model file" in result.stderr
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"garbage")
+    result = run("classify", photos, "--model", bad)
+    assert result.exit_code == 1 and "cannot load" in result.stderr
+
+
+def test_rows_already_written_survive_an_interruption(photos, tiny_model, tmp_path, monkeypatch):
+    import fer_edge.batch as batch
+
+    real = batch.classify_files
+
+    def interrupted(*args, **kwargs):
+        for i, result in enumerate(real(*args, **kwargs)):
+            if i == 2:
+                raise KeyboardInterrupt
+            yield result
+
+    monkeypatch.setattr(batch, "classify_files", interrupted)
+    out = tmp_path / "partial.csv"
+    result = run("classify", photos, "--model", tiny_model, "--out", out, "-q", "--device", "cpu")
+    assert result.exit_code != 0
+    rows = list(csv.DictReader(out.open()))
+    names = {Path(r["path"]).name for r in rows}
+    assert len(names) == 2  # the two files finished before Ctrl-C, complete and parseable
+
+
+def test_annotate_writes_copies(photos, tiny_model, tmp_path):
+    ann = tmp_path / "ann"
+    result = run("classify", photos / "group.PNG", "--model", tiny_model, "--annotate", ann, "-q", "--device", "cpu")
+    assert result.exit_code == 0
+    out = cv2.imread(str(ann / "group.annotated.png"))
+    src = cv2.imread(str(photos / "group.PNG"))
+    assert out.shape == src.shape and np.abs(out.astype(int) - src).sum() > 0
+
+
+def test_info(tiny_model):
+    result = run("info", "--model", tiny_model, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    for text in ("onnxruntime", "OpenCV", "numpy", "labels", "runs on", "CPU", "detector: haar"):
+        assert text in result.stdout
+
+
+def test_classify_never_imports_torch(photos, tiny_model):
+    code = (
+        "import sys\n"
+        "from fer_edge.cli.app import main\n"
+        f"sys.argv = ['fer-edge', 'classify', {str(photos)!r}, '--model', {str(tiny_model)!r}, '-q', '--device', 'cpu']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+        "print('NO_TORCH_OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "NO_TORCH_OK" in proc.stdout
