@@ -121,11 +121,13 @@ def parse_fer_csv(path: Path) -> dict[str, Split]:
 
 
 def _parse_pixels(text: str, path: Path, line: int) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # numpy warns, and stops early, on a non-numeric token
-        values = np.fromstring(text, dtype=np.int64, sep=" ")
-    n_tokens = len(text.split())
-    if values.size != n_tokens:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # older numpy warns and stops early on a non-numeric token
+            values = np.fromstring(text, dtype=np.int64, sep=" ")
+    except ValueError:  # newer numpy raises instead
+        values = None
+    if values is None or values.size != len(text.split()):
         raise FerEdgeError(f"{path}, line {line}: pixels has a non-numeric value")
     if values.size != PIXELS:
         raise FerEdgeError(f"{path}, line {line}: pixels has {values.size} values, expected {PIXELS} (48x48)")

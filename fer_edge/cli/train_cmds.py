@@ -229,7 +229,7 @@ def data_preview(
 
 
 def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Model factory (needs the train extra)")(train)
-    app.command("eval", rich_help_panel="Model factory (needs the train extra)")(evaluate)
-    app.command(rich_help_panel="Model factory (needs the train extra)")(export)
+    app.command(rich_help_panel="Model factory (needs the train extra)")(guarded(train))
+    app.command("eval", rich_help_panel="Model factory (needs the train extra)")(guarded(evaluate))
+    app.command(rich_help_panel="Model factory (needs the train extra)")(guarded(export))
     app.add_typer(data_app, name="data", rich_help_panel="Model factory (needs the train extra)")

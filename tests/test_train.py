@@ -1,0 +1,369 @@
+"""Model factory: data loading and its errors, train/resume, eval, export. Tiny synthetic data only."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch", reason="the model factory needs the train extra (torch)")
+
+import torch  # noqa: E402
+
+from fer_edge.cli.app import app  # noqa: E402
+from fer_edge.contract import LABELS  # noqa: E402
+from fer_edge.errors import FerEdgeError  # noqa: E402
+from fer_edge.train import trainer  # noqa: E402
+from fer_edge.train.data import load_dataset, parse_fer_csv  # noqa: E402
+
+runner = CliRunner()
+
+
+def synthetic_face(c: int, rng: np.random.Generator) -> np.ndarray:
+    """A learnable stand-in for a face: class c is a bright bar at height 5 + 5c, on noise."""
+    img = rng.integers(0, 80, (48, 48))
+    img[5 + c * 5 : 9 + c * 5, 8:40] += 150
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_csv(path: Path, per_split=(("Training", 14), ("PublicTest", 6)), seed=0, gz=False) -> Path:
+    rng = np.random.default_rng(seed)
+    lines = ["emotion,pixels,Usage"]
+    for usage, per_class in per_split:
+        for i in range(per_class * 7):
+            c = i % 7
+            lines.append(f"{c},{' '.join(map(str, synthetic_face(c, rng).ravel()))},{usage}")
+    text = "\n".join(lines) + "\n"
+    if gz:
+        with gzip.open(path, "wt") as f:
+            f.write(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def write_folders(root: Path, names=("Anger", "disgust", "FEAR", "happiness", "sadness", "surprise", "neutral")) -> Path:
+    rng = np.random.default_rng(1)
+    for split, n in (("train", 8), ("test", 3)):
+        for c, name in enumerate(names):
+            d = root / split / name
+            d.mkdir(parents=True)
+            for i in range(n):
+                face = cv2.resize(synthetic_face(c, rng), (96, 96))  # any size; the loader brings it to 48x48
+                cv2.imwrite(str(d / f"{i}.png"), cv2.cvtColor(face, cv2.COLOR_GRAY2BGR))
+    return root
+
+
+@pytest.fixture
+def csv_data(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
+    return write_csv(tmp_path / "fer.csv")
+
+
+def train_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(data), "--out", str(out), "--arch", "fernet-t", "--batch-size", "32",
+            "--threads", "1", "--device", "cpu", "--lr", "0.05", *extra]
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+def test_csv_parses_to_splits_and_caches(csv_data, tmp_path):
+    ds = load_dataset(csv_data)
+    assert len(ds["train"]) == 98 and len(ds["val"]) == 42
+    assert ds["train"].x.shape[1:] == (48, 48) and ds["train"].x.dtype == np.uint8
+    assert list(ds["val"].class_counts()) == [6] * 7
+    assert list((tmp_path / "cache").glob("fer-*.npz"))  # second load reads the cache
+    again = load_dataset(csv_data)
+    np.testing.assert_array_equal(again["train"].x, ds["train"].x)
+    assert again.sha256 == ds.sha256
+
+
+def test_gzipped_csv(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
+    ds = load_dataset(write_csv(tmp_path / "fer.csv.gz", gz=True))
+    assert len(ds["train"]) == 98
+
+
+def _bad_csv(tmp_path: Path, rows: list[str], header="emotion,pixels,Usage") -> Path:
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join([header, *rows]) + "\n")
+    return p
+
+
+GOOD_PIXELS = " ".join(["10"] * 2304)
+
+
+@pytest.mark.parametrize(
+    "header, rows, message",
+    [
+        ("emotion,Usage", ["1,Training"], "missing column\\(s\\) pixels"),
+        (None, [f"1,{GOOD_PIXELS},Training", f"2,{' '.join(['1'] * 2000)},Training"], "line 3: pixels has 2000 values"),
+        (None, [f"1,{GOOD_PIXELS},Training", f"2,{GOOD_PIXELS[:-2]}x1,Training"], "line 3: pixels has a non-numeric value"),
+        (None, [f"9,{GOOD_PIXELS},Training"], "line 2: emotion 9 is out of range"),
+        (None, [f"happy,{GOOD_PIXELS},Training"], "line 2: emotion is not an integer"),
+        (None, [f"1,{' '.join(['300'] * 2304)},Training"], "pixel values must be 0..255"),
+        (None, [f"1,{GOOD_PIXELS},Holdout"], "unknown Usage"),
+        (None, [], "no rows"),
+    ],
+)
+def test_bad_csv_gets_a_clear_error(tmp_path, header, rows, message):
+    path = _bad_csv(tmp_path, rows, header or "emotion,pixels,Usage")
+    with pytest.raises(FerEdgeError, match=message):
+        parse_fer_csv(path)
+
+
+def test_bad_data_through_the_cli_is_one_line(tmp_path):
+    path = _bad_csv(tmp_path, [f"1,{' '.join(['1'] * 5)},Training"])
+    result = runner.invoke(app, ["data", "stats", str(path)])
+    assert result.exit_code == 1
+    assert "line 2: pixels has 5 values" in result.stderr and "Traceback" not in result.output
+    assert runner.invoke(app, ["data", "stats", str(tmp_path / "missing.csv")]).exit_code == 1
+
+
+def test_image_folders_with_synonyms(tmp_path):
+    ds = load_dataset(write_folders(tmp_path / "faces"))
+    assert set(ds.splits) == {"train", "test"}
+    assert list(ds["train"].class_counts()) == [8] * 7 and ds["test"].x.shape == (21, 48, 48)
+
+
+def test_unknown_class_folder_lists_what_was_found(tmp_path):
+    root = write_folders(tmp_path / "faces")
+    (root / "train" / "contempt").mkdir()
+    with pytest.raises(FerEdgeError, match="unknown class folder\\(s\\) contempt"):
+        load_dataset(root)
+
+
+def test_unreadable_images_are_skipped_or_fatal_with_strict(tmp_path):
+    root = write_folders(tmp_path / "faces")
+    (root / "train" / "happiness" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    ds = load_dataset(root)
+    assert len(ds.skipped) == 1 and "broken.jpg" in ds.skipped[0]
+    assert len(ds["train"]) == 56
+    with pytest.raises(FerEdgeError, match="broken.jpg"):
+        load_dataset(root, strict=True)
+
+
+def test_data_stats_and_preview(csv_data, tmp_path):
+    result = runner.invoke(app, ["data", "stats", str(csv_data)])
+    assert result.exit_code == 0, result.output
+    assert "angry" in result.stdout and "14 (14.3%)" in result.stdout and "6 (14.3%)" in result.stdout
+    grid = tmp_path / "grid.png"
+    result = runner.invoke(app, ["data", "preview", str(csv_data), "--out", str(grid), "--per-class", "4"])
+    assert result.exit_code == 0, result.output
+    img = cv2.imread(str(grid))
+    assert img is not None and img.shape[0] >= 7 * 96
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def test_train_on_csv_writes_a_complete_run_folder(csv_data, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, train_args(csv_data, out, "--epochs", "2"))
+    assert result.exit_code == 0, result.output
+    for name in ("config.json", "metrics.csv", "best.pt", "last.pt", "report_val.json", "report_val_confusion.png",
+                 "report_val_confusion.csv", "summary.json"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["arch"] == "fernet-t" and len(cfg["data_sha256"]) == 64
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"}
+    report = json.loads((out / "report_val.json").read_text())
+    assert {"accuracy", "macro_f1", "per_class", "confusion", "samples"} <= set(report)
+    assert report["samples"] == 42 and np.array(report["confusion"]).sum() == 42
+    assert "epoch   2/2" in result.output
+
+
+def test_train_on_folders_with_val_fraction(tmp_path):
+    root = write_folders(tmp_path / "faces")
+    out = tmp_path / "run"
+    result = runner.invoke(app, train_args(root, out, "--epochs", "1"))
+    assert result.exit_code == 1 and "--val-fraction" in result.stderr  # train/test but no val: say how
+    result = runner.invoke(app, train_args(root, out, "--epochs", "1", "--val-fraction", "0.25"))
+    assert result.exit_code == 0, result.output
+    assert (out / "report_test.json").is_file()  # the test split is reported at the end too
+
+
+def test_mlp_baseline_and_options(csv_data, tmp_path):
+    out = tmp_path / "mlp"
+    args = train_args(csv_data, out, "--epochs", "1", "--mix", "cutmix", "--mix-prob", "1", "--balance", "sampler",
+                      "--optimizer", "adamw", "--lr", "0.001")
+    args[args.index("fernet-t")] = "mlp"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["params"] == 2304 * 64 + 64 + 64 * 7 + 7
+
+
+def test_learns_the_synthetic_task(csv_data, tmp_path):
+    summary = trainer.main(
+        trainer.TrainConfig(data=str(csv_data), out=str(tmp_path / "r"), arch="fernet-t", epochs=8, batch_size=16,
+                            lr=0.05, threads=1, device="cpu"),
+        log=lambda *_: None,
+    )
+    assert summary["best_val_acc"] > 0.6  # chance is 1/7
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(csv_data, tmp_path, monkeypatch):
+    cfg = dict(data=str(csv_data), arch="fernet-t", epochs=3, batch_size=32, lr=0.05, threads=1, device="cpu",
+               mix="mixup", erase=0.5)
+    trainer.main(trainer.TrainConfig(out=str(tmp_path / "a"), **cfg), log=lambda *_: None)
+
+    real_save = trainer.save_atomic
+    saves = []
+
+    def killed_after_epoch_2(obj, path):
+        real_save(obj, path)
+        saves.append(path.name)
+        if saves.count("last.pt") == 2:
+            raise KeyboardInterrupt  # the process dies right after epoch 2's checkpoint
+
+    monkeypatch.setattr(trainer, "save_atomic", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.main(trainer.TrainConfig(out=str(tmp_path / "b"), **cfg), log=lambda *_: None)
+    monkeypatch.setattr(trainer, "save_atomic", real_save)
+    trainer.main(trainer.TrainConfig(out=str(tmp_path / "b"), device="cpu", threads=1), resume=True, log=lambda *_: None)
+
+    a = torch.load(tmp_path / "a" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    ma = strip(csv.DictReader((tmp_path / "a" / "metrics.csv").open()))
+    mb = strip(csv.DictReader((tmp_path / "b" / "metrics.csv").open()))
+    assert ma == mb
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_run(csv_data, tmp_path):
+    out = tmp_path / "run"
+    assert runner.invoke(app, train_args(csv_data, out, "--epochs", "1")).exit_code == 0
+    again = runner.invoke(app, train_args(csv_data, out, "--epochs", "1"))
+    assert again.exit_code == 1 and "--resume" in again.stderr
+    fresh = runner.invoke(app, train_args(csv_data, tmp_path / "none", "--resume"))
+    assert fresh.exit_code == 1 and "last.pt" in fresh.stderr
+
+
+def test_time_budget_ends_cleanly_with_best_checkpoint(csv_data, tmp_path):
+    summary = trainer.main(
+        trainer.TrainConfig(data=str(csv_data), out=str(tmp_path / "r"), arch="fernet-t", epochs=1000, batch_size=16,
+                            threads=1, device="cpu", max_minutes=0.05),
+        log=lambda *_: None,
+    )
+    assert summary["stopped_by"].startswith("time budget") and summary["last_epoch"] < 1000
+    assert (tmp_path / "r" / "best.pt").is_file()
+
+
+def test_checkpoints_load_safely(tmp_path):
+    from fer_edge.train.checkpoint import load_checkpoint
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("code ran",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil(), "config": {}}, path)
+    with pytest.raises(FerEdgeError, match="not a loadable"):
+        load_checkpoint(path)
+
+
+def test_mlflow_absent_is_a_clear_message(csv_data, tmp_path):
+    pytest.importorskip  # noqa: B018
+    try:
+        import mlflow  # noqa: F401
+
+        pytest.skip("mlflow is installed here")
+    except ImportError:
+        pass
+    result = runner.invoke(app, train_args(csv_data, tmp_path / "r", "--epochs", "1", "--tracker", "mlflow"))
+    assert result.exit_code == 1 and "pip install mlflow" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------- eval/export
+
+
+@pytest.fixture
+def trained_run(csv_data, tmp_path) -> Path:
+    out = tmp_path / "run"
+    trainer.main(
+        trainer.TrainConfig(data=str(csv_data), out=str(out), arch="fernet-t", epochs=3, batch_size=16, lr=0.05,
+                            threads=1, device="cpu", eval_tta=False),
+        log=lambda *_: None,
+    )
+    return out
+
+
+def test_export_parity_metadata_and_runtime_load(trained_run, tmp_path, csv_data):
+    import onnx
+
+    from fer_edge.classifier import ExpressionClassifier
+
+    onnx_path = tmp_path / "m.onnx"
+    result = runner.invoke(app, ["export", str(onnx_path), "--checkpoint", str(trained_run / "best.pt")])
+    assert result.exit_code == 0, result.output
+    assert "parity" in result.stderr and "argmax agrees" in result.stderr and "next: fer-edge classify" in result.stderr
+    m = onnx.load(str(onnx_path))
+    onnx.checker.check_model(m)
+    assert m.ir_version <= 13
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert json.loads(meta["labels"]) == list(LABELS)
+    assert meta["arch"] == "fernet-t" and len(meta["training_data_sha256"]) == 64
+    assert {"input", "preprocessing", "val_accuracy", "fer_edge_version", "tta", "quantization"} <= set(meta)
+    clf = ExpressionClassifier.from_path(onnx_path, device="cpu")
+    assert clf.predict_probs(np.zeros((5, 48, 48), np.uint8)).shape == (5, 7)  # dynamic batch
+
+
+def test_eval_pt_and_onnx_agree(trained_run, tmp_path, csv_data):
+    onnx_path = tmp_path / "m.onnx"
+    assert runner.invoke(app, ["export", str(onnx_path), "--checkpoint", str(trained_run / "best.pt")]).exit_code == 0
+    reports = []
+    for model in (trained_run / "best.pt", onnx_path):
+        js = tmp_path / f"{model.suffix[1:]}.json"
+        result = runner.invoke(app, ["eval", str(model), "--data", str(csv_data), "--json", str(js), "--tta"])
+        assert result.exit_code == 0, result.output
+        assert "macro avg" in result.stdout and "precision" in result.stdout
+        reports.append(json.loads(js.read_text()))
+        assert (tmp_path / f"{model.suffix[1:]}_confusion.png").is_file()
+    assert reports[0]["split"] == "val" and reports[0]["tta"] is True
+    assert reports[0]["confusion"] == reports[1]["confusion"]
+    assert reports[0]["accuracy"] == reports[1]["accuracy"]
+
+
+def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, monkeypatch):
+    monkeypatch.chdir(trained_run.parent.parent)
+    (Path("runs")).mkdir(exist_ok=True)
+    (Path("runs") / "r1").symlink_to(trained_run, target_is_directory=True)
+    out = tmp_path / "q.onnx"
+    result = runner.invoke(app, ["export", str(out), "--int8", "--tta"])
+    assert result.exit_code == 0, result.output
+    assert "latest run's checkpoint" in result.stderr and "int8: val acc" in result.stderr
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["quantization"].startswith("int8") and meta["tta"] == "true"
+
+
+def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatch):
+    from fer_edge.export import onnx_export
+
+    real = onnx_export._to_onnx
+
+    def sabotaged(wrapper, path, opset):
+        with torch.no_grad():
+            wrapper.model.head[-1].bias += 5 * torch.arange(7, dtype=torch.float32)  # torch and ONNX now differ
+        real(wrapper, path, opset)
+        with torch.no_grad():
+            wrapper.model.head[-1].bias -= 5 * torch.arange(7, dtype=torch.float32)
+
+    monkeypatch.setattr(onnx_export, "_to_onnx", sabotaged)
+    out = tmp_path / "broken.onnx"
+    result = runner.invoke(app, ["export", str(out), "--checkpoint", str(trained_run / "best.pt")])
+    assert result.exit_code == 1 and "parity failed" in result.stderr
+    assert not out.exists()
