@@ -76,7 +76,7 @@ class HaarDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         gray = to_gray_u8(image)
         scale = _working_scale(gray.shape, self.max_side)
-        small = cv2.equalizeHist(_resize(gray, scale))
+        small = _resize(gray, scale)
         if min(small.shape) < self.min_size:
             return []
         rects, _, weights = self.cascade.detectMultiScale3(

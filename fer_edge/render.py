@@ -67,3 +67,17 @@ def annotate(image: np.ndarray, faces: Sequence) -> np.ndarray:
     for f in faces:
         draw_face(canvas, f.box, f.label, f.confidence, f.probs)
     return canvas
+
+
+def draw_hud(canvas: np.ndarray, lines: Sequence[str]) -> None:
+    """Heads-up text in the top-left corner, on a translucent panel, in place."""
+    if not lines:
+        return
+    scale, thick, step = 0.5, 1, 18
+    width = max(cv2.getTextSize(t, FONT, scale, thick)[0][0] for t in lines) + 12
+    height = step * len(lines) + 8
+    h, w = canvas.shape[:2]
+    panel = canvas[0 : min(height, h), 0 : min(width, w)]
+    panel[:] = (panel * 0.4).astype(np.uint8)
+    for i, text in enumerate(lines):
+        cv2.putText(canvas, text, (6, 18 + i * step), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)

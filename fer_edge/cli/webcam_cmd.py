@@ -1,9 +1,99 @@
-"""`fer-edge webcam` (realtime)."""
+"""`fer-edge webcam`: faces and their expressions, live, from a camera, a video file or a stream."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from fer_edge.cli.guard import guarded
+from fer_edge.cli.options import DetectorModelOpt, DetectorName, DetectorOpt, Device, DeviceOpt, ModelOpt, ThreadsOpt
+from fer_edge.errors import UsageError
+
+
+def webcam(
+    source: Annotated[str, typer.Option("--source", "-s", help="Camera index, /dev/videoN, video file, or rtsp/http URL.")] = "0",
+    width: Annotated[Optional[int], typer.Option(help="Ask the camera for this width.")] = None,
+    height: Annotated[Optional[int], typer.Option(help="Ask the camera for this height.")] = None,
+    model: ModelOpt = None,
+    detector: DetectorOpt = DetectorName.haar,
+    detector_model: DetectorModelOpt = None,
+    device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = 0,
+    display: Annotated[bool, typer.Option("--display/--no-display", help="Show the OpenCV window.")] = True,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the annotated video (.mp4 or .avi).")] = None,
+    jsonl: Annotated[Optional[Path], typer.Option(help="One JSON record per face per frame.")] = None,
+    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="One CSV row per face per frame.")] = None,
+    max_frames: Annotated[int, typer.Option(min=0, help="Stop after N frames (0: no bound).")] = 0,
+    duration: Annotated[float, typer.Option(min=0, help="Stop after S seconds (0: no bound).")] = 0.0,
+    realtime: Annotated[bool, typer.Option(help="Play files at their frame rate, dropping frames when behind.")] = False,
+    detect_every: Annotated[int, typer.Option(min=1, help="Detect every N frames; the tracker carries boxes between.")] = 2,
+    detect_size: Annotated[int, typer.Option(min=0, help="Detect on a copy whose longer side is this (0: full size).")] = 320,
+    smoothing: Annotated[float, typer.Option(min=0.01, max=1.0, help="EMA weight of each new frame (1: no smoothing).")] = 0.25,
+    stall_timeout: Annotated[float, typer.Option(help="Seconds without a frame before a live source counts as stalled.")] = 5.0,
+) -> None:
+    """Live expressions with stable face ids, smoothed labels and a heads-up display.
+
+    Keys: q or Esc quit, space pauses, s saves a snapshot, r starts or stops recording.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from fer_edge.contract import LABELS
+    from fer_edge.realtime.capture import VideoSource, parse_source
+    from fer_edge.realtime.loop import RECORD_COLUMNS, LoopOptions, Pipeline, VideoSink, Window, run
+    from fer_edge.realtime.smooth import EmotionSmoother
+    from fer_edge.recognizer import Recognizer
+    from fer_edge.writers import RecordWriter
+
+    console = Console(stderr=True)
+    spec = parse_source(source)
+    outputs = [p for p in (output, jsonl, csv_out) if p is not None]
+    if len(set(outputs)) != len(outputs):
+        raise UsageError("--output, --jsonl and --csv must be different files")
+    recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
+    console.print(
+        f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
+        f"detector {detector.value} at {detect_size or 'full'} px, every {detect_every} frame(s)"
+    )
+
+    with ExitStack() as stack:
+        window = Window() if display else None  # before opening anything: a missing display fails fast
+        src = VideoSource(spec, width, height, realtime=realtime, stall_timeout=stall_timeout,
+                          notify=lambda msg: console.print(f"[yellow]{msg}[/]"))
+        stack.callback(src.close)
+        writers = []
+        for path, fmt in ((jsonl, "jsonl"), (csv_out, "csv")):
+            if path is not None:
+                try:
+                    f = stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
+                except OSError as e:
+                    raise UsageError(f"{path}: cannot write ({e.strerror})") from None
+                writers.append(RecordWriter(f, fmt, RECORD_COLUMNS))
+        video = VideoSink(output, src.fps) if output is not None else None
+        console.print(f"source {spec.text} ({spec.kind}, {src.fps:.0f} fps{f', {src.frame_count} frames' if src.frame_count else ''})")
+        pipeline = Pipeline(recognizer, detect_every, EmotionSmoother(alpha=smoothing))
+        result = run(src, pipeline, LoopOptions(detect_every, max_frames, duration), writers, video, window,
+                     log=console.print)
+
+    table = Table(title=f"fer-edge webcam: {result.frames} frames in {result.seconds:.1f}s "
+                        f"({result.fps:.1f} FPS, {result.provider}); stopped by {result.stopped_by}")
+    table.add_column("track", justify="right")
+    table.add_column("frames", justify="right")
+    table.add_column("dominant")
+    for label in LABELS:
+        table.add_column(label, justify="right")
+    for track, s in sorted(result.tracks.items()):
+        shares = s.shares()
+        table.add_row(str(track), str(s.frames), s.dominant, *[f"{100 * shares[label]:.0f}%" for label in LABELS])
+    console.print(table)
+    ms = result.mean_ms
+    console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
+    if not result.tracks:
+        console.print("no faces were seen")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command(rich_help_panel="Run")(guarded(webcam))

@@ -1,0 +1,322 @@
+"""The realtime loop: it only wires the stages together.
+
+    capture -> detect (every N frames, on a small copy) -> track -> classify (one batch) -> smooth
+            -> draw -> display / write video / write records
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from fer_edge.contract import LABELS
+from fer_edge.crop import crop_faces
+from fer_edge.errors import FerEdgeError
+from fer_edge.realtime.capture import Frame, VideoSource
+from fer_edge.realtime.smooth import EmotionSmoother
+from fer_edge.realtime.track import IoUTracker
+from fer_edge.recognizer import Recognizer
+from fer_edge.render import draw_face, draw_hud
+from fer_edge.writers import RecordWriter
+
+STAGES = ("capture", "detect", "classify", "draw")
+RECORD_COLUMNS = [
+    "time", "frame", "track", "x", "y", "w", "h", "label", "confidence",
+    *(f"p_{name}" for name in LABELS), *(f"raw_{name}" for name in LABELS),
+]
+
+
+@dataclass(frozen=True)
+class TrackedFace:
+    track: int
+    box: tuple[int, int, int, int]
+    label: str  # smoothed, with hysteresis
+    confidence: float  # smoothed probability of `label`
+    probs: tuple[float, ...]  # smoothed
+    raw: tuple[float, ...]  # this frame's model output
+
+
+@dataclass
+class LoopOptions:
+    detect_every: int = 2
+    max_frames: int = 0  # 0: no bound
+    duration: float = 0.0  # seconds; 0: no bound
+    snapshot_dir: Path = Path(".")
+
+
+class Timings:
+    """Exponential moving averages of per-stage milliseconds and of the frame rate."""
+
+    def __init__(self, alpha: float = 0.1):
+        self.alpha = alpha
+        self.ms = {s: 0.0 for s in STAGES}
+        self.totals = {s: 0.0 for s in STAGES}
+        self.fps = 0.0
+        self.latency_ms = 0.0
+        self.frames = 0
+        self._last: float | None = None
+
+    def add(self, stage: str, seconds: float) -> None:
+        ms = 1000 * seconds
+        self.ms[stage] = ms if self.frames == 0 else (1 - self.alpha) * self.ms[stage] + self.alpha * ms
+        self.totals[stage] += ms
+
+    def tick(self, now: float, captured: float) -> None:
+        if self._last is not None and now > self._last:
+            fps = 1.0 / (now - self._last)
+            self.fps = fps if self.fps == 0 else (1 - self.alpha) * self.fps + self.alpha * fps
+        self._last = now
+        lat = 1000 * (now - captured)
+        self.latency_ms = lat if self.frames == 0 else (1 - self.alpha) * self.latency_ms + self.alpha * lat
+        self.frames += 1
+
+    def mean_ms(self) -> dict[str, float]:
+        return {s: self.totals[s] / max(self.frames, 1) for s in STAGES}
+
+
+@dataclass
+class TrackSummary:
+    frames: int = 0
+    counts: Counter = field(default_factory=Counter)
+
+    @property
+    def dominant(self) -> str:
+        return self.counts.most_common(1)[0][0] if self.counts else ""
+
+    def shares(self) -> dict[str, float]:
+        return {label: self.counts.get(label, 0) / max(self.frames, 1) for label in LABELS}
+
+
+@dataclass
+class LoopResult:
+    frames: int
+    seconds: float
+    stopped_by: str
+    tracks: dict[int, TrackSummary]
+    mean_ms: dict[str, float]
+    provider: str
+    records: int = 0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class Pipeline:
+    """detect -> track -> classify -> smooth for one frame; holds the per-stream state."""
+
+    def __init__(self, recognizer: Recognizer, detect_every: int = 2, smoother: EmotionSmoother | None = None,
+                 tracker: IoUTracker | None = None):
+        self.recognizer = recognizer
+        self.detect_every = max(1, detect_every)
+        self.smoother = smoother or EmotionSmoother()
+        self.tracker = tracker or IoUTracker()
+        self._count = 0
+
+    def detect(self, image: np.ndarray) -> list:
+        if self._count % self.detect_every == 0:
+            dets = self.recognizer.detect(image)
+            tracks = self.tracker.update([d.box for d in dets], [d.score for d in dets])
+            self.smoother.forget(self.tracker.ids())
+        else:  # between detections the boxes ride on the tracker
+            tracks = self.tracker.current()
+        self._count += 1
+        return tracks
+
+    def classify(self, image: np.ndarray, tracks: list) -> list[TrackedFace]:
+        if not tracks:
+            return []
+        crops = crop_faces(image, [t.box for t in tracks], self.recognizer.margin)
+        probs = self.recognizer.classifier.predict_probs(crops)
+        faces = []
+        for t, p in zip(tracks, probs):
+            state = self.smoother.update(t.id, p)
+            faces.append(TrackedFace(
+                t.id, tuple(int(v) for v in t.box), LABELS[state.label], float(state.probs[state.label]),
+                tuple(float(v) for v in state.probs), tuple(float(v) for v in p),
+            ))
+        return faces
+
+
+def draw_frame(image: np.ndarray, faces: list[TrackedFace], hud: list[str]) -> np.ndarray:
+    canvas = image.copy() if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    for f in faces:
+        draw_face(canvas, f.box, f.label, f.confidence, f.probs, caption=f"#{f.track} ")
+    draw_hud(canvas, hud)
+    return canvas
+
+
+def hud_lines(t: Timings, provider: str, recording: bool, paused: bool) -> list[str]:
+    ms = t.ms
+    lines = [
+        f"{t.fps:5.1f} FPS  latency {t.latency_ms:4.0f} ms  [{provider}]",
+        f"capture {ms['capture']:.1f}  detect {ms['detect']:.1f}  classify {ms['classify']:.1f}  draw {ms['draw']:.1f} ms",
+    ]
+    if recording:
+        lines.append("REC")
+    if paused:
+        lines.append("PAUSED (space)")
+    return lines
+
+
+def face_records(frame: Frame, faces: list[TrackedFace]) -> list[dict]:
+    out = []
+    for f in faces:
+        x, y, w, h = f.box
+        rec = {"time": round(frame.time, 3), "frame": frame.index, "track": f.track, "x": x, "y": y, "w": w, "h": h,
+               "label": f.label, "confidence": round(f.confidence, 5)}
+        rec.update({f"p_{n}": round(v, 5) for n, v in zip(LABELS, f.probs)})
+        rec.update({f"raw_{n}": round(v, 5) for n, v in zip(LABELS, f.raw)})
+        out.append(rec)
+    return out
+
+
+def display_available() -> bool:
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+class Window:
+    """The OpenCV window and its keys: q/Esc quit, space pause, s snapshot, r record."""
+
+    def __init__(self, name: str = "fer-edge"):
+        if not display_available():
+            raise FerEdgeError("no display found (DISPLAY is unset): run with --no-display, and --output or --jsonl to keep results")
+        self.name = name
+        cv2.namedWindow(name, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        self.shown = False
+
+    def show(self, image: np.ndarray) -> str | None:
+        """Show a frame; return 'quit', 'pause', 'snapshot', 'record', 'closed' or None."""
+        if self.shown and cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1:
+            return "closed"
+        cv2.imshow(self.name, image)
+        self.shown = True
+        key = cv2.waitKey(1) & 0xFF
+        return {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("s"): "snapshot", ord("r"): "record"}.get(key)
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.name)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
+class VideoSink:
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps = path, fps
+        self.writer: cv2.VideoWriter | None = None
+        self.frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        if self.writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
+            if not self.writer.isOpened():
+                raise FerEdgeError(f"{self.path}: cannot write a video here (check the folder and the extension: .mp4 or .avi)")
+        self.writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+def run(
+    source: VideoSource,
+    pipeline: Pipeline,
+    options: LoopOptions,
+    writers: list[RecordWriter] = (),
+    video: VideoSink | None = None,
+    window: Window | None = None,
+    log: Callable[[str], None] = print,
+) -> LoopResult:
+    timings = Timings()
+    tracks: dict[int, TrackSummary] = {}
+    provider = pipeline.recognizer.provider
+    stopped_by = "end of video"
+    paused = False
+    recording = video is not None
+    last_canvas: np.ndarray | None = None
+    frames = records = 0
+    start = time.perf_counter()
+    try:
+        while True:
+            if options.max_frames and frames >= options.max_frames:
+                stopped_by = f"--max-frames {options.max_frames}"
+                break
+            if options.duration and time.perf_counter() - start >= options.duration:
+                stopped_by = f"--duration {options.duration:g}s"
+                break
+            if paused and window is not None and last_canvas is not None:
+                action = window.show(last_canvas)
+                if action == "pause":
+                    paused = False
+                elif action in ("quit", "closed"):
+                    stopped_by = "window closed" if action == "closed" else "q pressed"
+                    break
+                time.sleep(0.01)
+                continue
+
+            t0 = time.perf_counter()
+            frame = source.read()
+            if frame is None:
+                stopped_by = source.error or "end of video"
+                break
+            t1 = time.perf_counter()
+            active = pipeline.detect(frame.image)
+            t2 = time.perf_counter()
+            faces = pipeline.classify(frame.image, active)
+            t3 = time.perf_counter()
+            canvas = draw_frame(frame.image, faces, hud_lines(timings, provider, recording, paused)) if (window or video) else None
+            t4 = time.perf_counter()
+            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                timings.add(stage, seconds)
+            timings.tick(t4, frame.captured)
+            frames += 1
+
+            for f in faces:
+                s = tracks.setdefault(f.track, TrackSummary())
+                s.frames += 1
+                s.counts[f.label] += 1
+            for rec in face_records(frame, faces):
+                for w in writers:
+                    w.write(rec)
+                records += 1
+            if video is not None and recording:
+                video.write(canvas)
+            if window is not None:
+                last_canvas = canvas
+                action = window.show(canvas)
+                if action in ("quit", "closed"):
+                    stopped_by = "window closed" if action == "closed" else "q pressed"
+                    break
+                if action == "pause":
+                    paused = True
+                elif action == "snapshot":
+                    path = options.snapshot_dir / f"fer-edge-snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{frames}.png"
+                    cv2.imwrite(str(path), canvas)
+                    log(f"snapshot: {path}")
+                elif action == "record":
+                    if video is None:
+                        video = VideoSink(options.snapshot_dir / f"fer-edge-{time.strftime('%Y%m%d-%H%M%S')}.mp4", source.fps)
+                    recording = not recording
+                    log(f"recording {'on' if recording else 'off'}: {video.path}")
+    except KeyboardInterrupt:
+        stopped_by = "Ctrl-C"
+    finally:
+        if video is not None:
+            video.close()
+        if window is not None:
+            window.close()
+    return LoopResult(frames, time.perf_counter() - start, stopped_by, tracks, timings.mean_ms(), provider, records)

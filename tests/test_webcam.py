@@ -1,0 +1,319 @@
+"""`fer-edge webcam` on a video made here from a public-domain face, plus its stages one by one."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import astronaut_face
+from fer_edge.cli.app import app
+from fer_edge.contract import LABELS
+from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.realtime import capture
+from fer_edge.realtime.capture import SourceSpec, VideoSource, parse_source
+from fer_edge.realtime.loop import LoopOptions, Pipeline, run
+from fer_edge.realtime.smooth import EmotionSmoother
+from fer_edge.realtime.track import IoUTracker, iou
+from fer_edge.recognizer import Recognizer
+
+runner = CliRunner()
+FRAMES, ENTER, LEAVE = 36, 12, 24  # face B is in view for frames [ENTER, LEAVE)
+SIZE = (640, 360)
+
+
+def make_video(path: Path, astronaut: np.ndarray) -> Path:
+    """Face A glides left to right for the whole clip; face B enters at ENTER and leaves at LEAVE."""
+    face = cv2.resize(astronaut_face(astronaut), (150, 150))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, SIZE)
+    assert writer.isOpened()
+    rng = np.random.default_rng(0)
+    for i in range(FRAMES):
+        frame = np.full((SIZE[1], SIZE[0], 3), 95, np.uint8)
+        frame += rng.integers(0, 6, frame.shape, dtype=np.uint8)
+        ax = 10 + 4 * i
+        frame[30:180, ax : ax + 150] = face
+        if ENTER <= i < LEAVE:
+            frame[190:340, 460:610] = cv2.flip(face, 1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory, astronaut) -> Path:
+    return make_video(tmp_path_factory.mktemp("video") / "two_faces.avi", astronaut)
+
+
+def webcam(video: Path, model: Path, *extra) -> object:
+    args = ["webcam", "--source", str(video), "--model", str(model), "--no-display", "--device", "cpu",
+            "--detect-every", "1", "--detect-size", "480", *map(str, extra)]
+    return runner.invoke(app, args)
+
+
+# ------------------------------------------------------------------------------------------- end to end
+
+
+def test_records_tracks_video_and_summary(video, tiny_model, tmp_path):
+    jsonl, csv_path, out = tmp_path / "faces.jsonl", tmp_path / "faces.csv", tmp_path / "annotated.mp4"
+    result = webcam(video, tiny_model, "--jsonl", jsonl, "--csv", csv_path, "--output", out)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) == len(records)
+
+    # one record per face per frame
+    per_frame: dict[int, list[dict]] = {}
+    for r in records:
+        per_frame.setdefault(r["frame"], []).append(r)
+    expected = {i: 2 if ENTER <= i < LEAVE else 1 for i in range(FRAMES)}
+    assert {i: len(v) for i, v in per_frame.items()} == expected
+
+    # a stable id for A while it moves; a new id for B; A keeps its id after B leaves
+    track_a = {r["track"] for r in records if r["x"] < 460 or not ENTER <= r["frame"] < LEAVE}
+    track_b = {r["track"] for r in records if r["x"] >= 460 and ENTER <= r["frame"] < LEAVE}
+    assert len(track_a) == 1 and len(track_b) == 1 and track_a != track_b
+    first = [r for r in records if r["track"] in track_a]
+    assert first[-1]["x"] - first[0]["x"] > 100  # it really moved
+
+    for field in ("time", "frame", "track", "x", "y", "w", "h", "label", "confidence"):
+        assert field in records[0]
+    assert all(f"p_{n}" in records[0] and f"raw_{n}" in records[0] for n in LABELS)
+    assert abs(sum(records[0][f"p_{n}"] for n in LABELS) - 1) < 1e-3
+    assert records[1]["time"] == pytest.approx(1 / 25, abs=1e-3)
+
+    # the annotated video decodes, with every frame
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == FRAMES
+
+    # summary: frames per track, the dominant emotion
+    (a,) = track_a
+    (b,) = track_b
+    out_text = result.stderr
+    assert f"{FRAMES} frames" in out_text and "end of video" in out_text
+    lines = {line.split("│")[1].strip(): line for line in out_text.splitlines() if line.count("│") > 3}
+    assert lines[str(a)].split("│")[2].strip() == str(FRAMES)
+    assert lines[str(b)].split("│")[2].strip() == str(LEAVE - ENTER)
+    dominant_a = max(LABELS, key=lambda lab: sum(r["label"] == lab for r in records if r["track"] == a))
+    assert lines[str(a)].split("│")[3].strip() == dominant_a
+
+
+def test_max_frames_and_detect_every(video, tiny_model, tmp_path):
+    jsonl = tmp_path / "f.jsonl"
+    result = webcam(video, tiny_model, "--jsonl", jsonl, "--max-frames", "10", "--detect-every", "3")
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sorted({r["frame"] for r in records}) == list(range(10))
+    assert "--max-frames 10" in result.stderr
+
+
+def test_ctrl_c_keeps_outputs_and_prints_the_summary(video, tiny_model, tmp_path, monkeypatch):
+    real = Pipeline.classify
+    calls = {"n": 0}
+
+    def interrupt_at_frame_8(self, image, tracks):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise KeyboardInterrupt
+        return real(self, image, tracks)
+
+    monkeypatch.setattr(Pipeline, "classify", interrupt_at_frame_8)
+    jsonl, out = tmp_path / "f.jsonl", tmp_path / "a.avi"
+    result = webcam(video, tiny_model, "--jsonl", jsonl, "--output", out)
+    assert result.exit_code == 0, result.output
+    assert "Ctrl-C" in result.stderr and "7 frames" in result.stderr
+    assert len(jsonl.read_text().splitlines()) == 7
+    cap = cv2.VideoCapture(str(out))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7  # the video was closed properly, so it is readable
+
+
+def test_closed_window_stops_cleanly(video, tiny_model):
+    class FakeWindow:
+        def __init__(self):
+            self.n = 0
+
+        def show(self, image):
+            self.n += 1
+            return "closed" if self.n == 5 else None
+
+        def close(self):
+            pass
+
+    rec = Recognizer(tiny_model, device="cpu", detect_size=480)
+    src = VideoSource(parse_source(str(video)))
+    result = run(src, Pipeline(rec, 1), LoopOptions(), window=FakeWindow())
+    src.close()
+    assert result.stopped_by == "window closed" and result.frames == 5
+
+
+def test_no_display_is_explained(video, tiny_model, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    result = runner.invoke(app, ["webcam", "--source", str(video), "--model", str(tiny_model)])
+    assert result.exit_code == 1 and "--no-display" in result.stderr
+
+
+def test_webcam_never_imports_torch(video, tiny_model):
+    code = (
+        "import sys\nfrom fer_edge.cli.app import main\n"
+        f"sys.argv = ['fer-edge', 'webcam', '--source', {str(video)!r}, '--model', {str(tiny_model)!r}, "
+        "'--no-display', '--max-frames', '5', '--device', 'cpu']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "assert 'torch' not in sys.modules\nprint('NO_TORCH_OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "NO_TORCH_OK" in proc.stdout, proc.stderr
+
+
+# ----------------------------------------------------------------------------------------- bad sources
+
+
+def test_bad_sources_get_clear_errors(tmp_path, tiny_model):
+    result = runner.invoke(app, ["webcam", "--source", str(tmp_path / "missing.mp4"), "--no-display", "--model", str(tiny_model)])
+    assert result.exit_code == 2 and "no such video file" in result.stderr
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("this is not a video")
+    result = runner.invoke(app, ["webcam", "--source", str(fake), "--no-display", "--model", str(tiny_model)])
+    assert result.exit_code == 1 and "not a video" in result.stderr
+    result = runner.invoke(app, ["webcam", "--source", "97", "--no-display", "--model", str(tiny_model)])
+    assert result.exit_code == 1 and "cannot open camera 97" in result.stderr and "/dev/video97" in result.stderr
+
+
+def test_parse_source():
+    assert parse_source("0") == SourceSpec("camera", 0, "0")
+    assert parse_source("/dev/video2").kind == "camera"
+    assert parse_source("rtsp://cam.local/stream").kind == "stream"
+    with pytest.raises(UsageError):
+        parse_source("/no/such/file.mp4")
+
+
+class FakeCapture:
+    """Stands in for cv2.VideoCapture on a live stream: yields `good` frames, then fails or blocks."""
+
+    def __init__(self, good: int, then: str):
+        self.good, self.then, self.reads = good, then, 0
+        self.released = threading.Event()
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        return 30.0 if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def set(self, *args):
+        return True
+
+    def read(self):
+        self.reads += 1
+        if self.reads <= self.good:
+            time.sleep(0.005)
+            return True, np.zeros((48, 64, 3), np.uint8)
+        if self.then == "block":
+            self.released.wait(5)
+        return False, None
+
+    def release(self):
+        self.released.set()
+
+
+def test_stalled_stream_ends_with_a_message(monkeypatch):
+    monkeypatch.setattr(capture, "_open_capture", lambda *a: FakeCapture(3, "block"))
+    messages = []
+    src = VideoSource(SourceSpec("stream", "rtsp://x", "rtsp://x"), stall_timeout=0.3, notify=messages.append)
+    got = 0
+    while src.read() is not None:
+        got += 1
+    src.close()
+    assert 1 <= got <= 3
+    assert "stalled" in src.error and messages
+
+
+def test_dropped_camera_is_retried_with_backoff(monkeypatch):
+    opened = []
+
+    def reopen(*a):
+        opened.append(time.perf_counter())
+        return FakeCapture(3 if len(opened) == 1 else 0, "fail")  # a few frames, then the camera is gone
+
+    monkeypatch.setattr(capture, "_open_capture", reopen)
+    messages = []
+    src = VideoSource(SourceSpec("camera", 0, "0"), retries=2, stall_timeout=5, notify=messages.append)
+    frames = 0
+    while src.read() is not None:
+        frames += 1
+    src.close()
+    assert frames == 3
+    assert len(opened) == 3  # the first open, then one per retry
+    assert opened[2] - opened[1] >= 0.9  # backoff: 0.5 s, then 1 s
+    assert "reconnecting in 0.5s (attempt 1/2)" in messages[0] and "reconnecting in 1.0s" in messages[1]
+    assert "giving up" in src.error
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+
+def test_smoothing_suppresses_a_flicker_and_follows_a_real_change():
+    sm = EmotionSmoother(alpha=0.25, margin=0.15)
+    happy, sad = np.eye(7)[LABELS.index("happy")], np.eye(7)[LABELS.index("sad")]
+    shown = [LABELS[sm.update(1, p).label] for p in [happy] * 10 + [sad] + [happy] * 5]
+    assert set(shown) == {"happy"}  # a one-frame flicker never shows
+    shown = [LABELS[sm.update(2, p).label] for p in [happy] * 10 + [sad, sad] + [happy] * 5]
+    assert set(shown) == {"happy"}  # nor a two-frame blip
+    shown = [LABELS[sm.update(3, p).label] for p in [happy] * 10 + [sad] * 10]
+    switch = shown.index("sad") - 10 + 1
+    assert switch == sm.switch_delay == 3  # a lasting change shows within the set delay
+    assert shown[-1] == "sad"
+
+
+def test_smoothing_with_noisy_probabilities():
+    rng = np.random.default_rng(0)
+    sm = EmotionSmoother()
+    base = np.array([0.05, 0.02, 0.08, 0.45, 0.1, 0.05, 0.25])
+    shown, raw = [], []
+    for _ in range(200):
+        p = np.clip(base + rng.normal(0, 0.12, 7), 0.001, None)
+        raw.append(int(np.argmax(p)))
+        shown.append(sm.update(1, p / p.sum()).label)
+    flicker = sum(a != b for a, b in zip(raw, raw[1:]))
+    changes = sum(a != b for a, b in zip(shown, shown[1:]))
+    assert flicker > 30 and changes <= 2  # the raw argmax flickers; the shown label does not
+
+
+def test_tracker_keeps_ids_and_drops_lost_tracks():
+    tr = IoUTracker(iou_threshold=0.25, max_missed=2)
+    a = tr.update([(10, 10, 50, 50)])
+    assert [t.id for t in a] == [1]
+    both = tr.update([(300, 10, 50, 50), (14, 12, 50, 50)])  # A moved a little, B appeared
+    assert [t.id for t in both] == [2, 1]
+    for _ in range(3):
+        tr.update([(302, 10, 50, 50)])  # A is gone for 3 rounds > max_missed
+    assert tr.ids() == {2}
+    again = tr.update([(12, 10, 50, 50), (303, 11, 50, 50)])
+    assert [t.id for t in again] == [3, 2]  # A comes back as a new face
+    assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
+
+
+def test_pipeline_batches_all_faces_of_a_frame(tiny_model, astronaut, monkeypatch):
+    from conftest import group_photo
+
+    rec = Recognizer(tiny_model, device="cpu")
+    pipe = Pipeline(rec, detect_every=1)
+    calls = []
+    real = rec.classifier.predict_probs
+    monkeypatch.setattr(rec.classifier, "predict_probs", lambda x, **k: calls.append(len(x)) or real(x, **k))
+    img = group_photo(astronaut)
+    faces = pipe.classify(img, pipe.detect(img))
+    assert len(faces) == 3 and calls == [3]
+    assert len({f.track for f in faces}) == 3
