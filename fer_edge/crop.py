@@ -13,9 +13,9 @@ import numpy as np
 from fer_edge.contract import INPUT_SIZE
 from fer_edge.imageio import to_gray_u8
 
-# Extra context on each side, as a fraction of the box side. Tuned on FER2013 (benchmarks/crop_margin.py):
-# the value whose crops, re-detected, classify as well as the dataset's own framing.
-DEFAULT_MARGIN = 0.1
+# Extra context on each side, as a fraction of the box side. Each detector carries its own tuned value
+# (detect.py); this one is for boxes that already frame a face as FER2013 does.
+DEFAULT_MARGIN = 0.0
 
 
 def square_box(box: tuple[int, int, int, int], margin: float) -> tuple[int, int, int]:

@@ -61,6 +61,9 @@ def _to_detections(boxes: np.ndarray, scores: np.ndarray, scale: float, shape: t
 
 class HaarDetector:
     name = "haar"
+    # Crop margin whose crops match FER2013's framing (benchmarks/crop_margin.py): Haar's boxes are
+    # ~44/48 of a FER crop's side, so +5% on each side.
+    margin = 0.05
 
     def __init__(self, max_side: int = 640, min_neighbors: int = 5, min_size: int = 24, min_score: float = 2.5):
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
@@ -92,6 +95,7 @@ class HaarDetector:
 
 class YuNetDetector:
     name = "yunet"
+    margin = -0.05  # YuNet's boxes run ~53/48 of a FER crop's side: trim 5% on each side
 
     def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6):
         model_path = Path(model_path)

@@ -10,7 +10,7 @@ import numpy as np
 
 from fer_edge.classifier import ExpressionClassifier, to_prediction
 from fer_edge.contract import INPUT_SIZE, LABELS
-from fer_edge.crop import DEFAULT_MARGIN, crop_faces
+from fer_edge.crop import crop_faces
 from fer_edge.detect import Detection, make_detector
 from fer_edge.errors import FerEdgeError
 
@@ -62,12 +62,12 @@ class Recognizer:
         detector_model: str | Path | None = None,
         device: str = "auto",
         threads: int = 0,
-        margin: float = DEFAULT_MARGIN,
+        margin: float | None = None,
         detect_size: int = 640,
     ):
         self.classifier = ExpressionClassifier.from_path(resolve_model(model), device=device, threads=threads)
         self.detector = make_detector(detector, detector_model, max_side=detect_size)
-        self.margin = margin
+        self.margin = self.detector.margin if margin is None else margin
 
     @property
     def provider(self) -> str:

@@ -39,8 +39,9 @@ class TrainConfig:
     batch_size: int = 128
     optimizer: str = "sgd"  # sgd (Nesterov momentum) or adamw
     lr: float = 0.1  # peak learning rate
+    momentum: float = 0.9  # SGD (Nesterov when > 0)
     weight_decay: float = 5e-4
-    schedule: str = "onecycle"  # onecycle (warm-up then cosine) or cosine
+    schedule: str = "onecycle"  # onecycle (warm-up then cosine), cosine, or constant
     warmup: float = 0.1  # share of training spent warming up (onecycle)
     label_smoothing: float = 0.1
     mix: str = "none"  # none, mixup or cutmix
@@ -53,6 +54,8 @@ class TrainConfig:
     scale: float = 0.1
     erase: float = 0.25
     val_fraction: float = 0.0  # carve a stratified val split from train when the data has none
+    test_fraction: float = 0.0  # likewise for a test split
+    resplit: bool = False  # ignore the file's val/test splits: carve both from the training rows
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged soft labels we distil
     kd_alpha: float = 0.7
     kd_temperature: float = 4.0
@@ -85,12 +88,14 @@ def pick_device(requested: str) -> torch.device:
 def lr_at(cfg: TrainConfig, progress: float) -> float:
     """Learning rate as a function of training progress in [0, 1]."""
     p = min(max(progress, 0.0), 1.0)
+    if cfg.schedule == "constant":
+        return cfg.lr
     if cfg.schedule == "onecycle":
         if p < cfg.warmup:
             return cfg.lr * (0.04 + 0.96 * p / cfg.warmup)
         p = (p - cfg.warmup) / (1 - cfg.warmup)
     elif cfg.schedule != "cosine":
-        raise FerEdgeError(f"unknown schedule {cfg.schedule!r}; use onecycle or cosine")
+        raise FerEdgeError(f"unknown schedule {cfg.schedule!r}; use onecycle, cosine or constant")
     return cfg.lr * (0.5 * (1 + math.cos(math.pi * p)) * 0.999 + 0.001)
 
 
@@ -99,22 +104,27 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]  # BN and biases
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     raise FerEdgeError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
 
 
 def prepare_splits(ds: Dataset, cfg: TrainConfig) -> tuple[Split, Split, Split | None]:
+    """train, val and (optional) test. Fractions are of the training rows, stratified by class."""
     if not ds.has("train"):
         raise FerEdgeError(f"{ds.source}: no training split (Usage=Training rows, or a train/ folder)")
     train = ds["train"]
-    val = ds["val"] if ds.has("val") else None
+    val = None if cfg.resplit else (ds["val"] if ds.has("val") else None)
+    test = None if cfg.resplit else (ds["test"] if ds.has("test") else None)
+    total = len(train)
+    if test is None and cfg.test_fraction > 0:
+        train, test = stratified_split(train, cfg.test_fraction, cfg.seed)
     if val is None:
         if cfg.val_fraction <= 0:
             raise FerEdgeError(f"{ds.source}: no validation split; pass --val-fraction (e.g. 0.1) to carve one")
-        train, val = stratified_split(train, cfg.val_fraction, cfg.seed)
-    return train, val, ds["test"] if ds.has("test") else None
+        train, val = stratified_split(train, cfg.val_fraction * total / len(train), cfg.seed + 1)
+    return train, val, test
 
 
 class Teacher:

@@ -40,6 +40,7 @@ class Optim(str, Enum):
 class Schedule(str, Enum):
     onecycle = "onecycle"
     cosine = "cosine"
+    constant = "constant"
 
 
 class Mix(str, Enum):
@@ -70,6 +71,7 @@ def train(
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
     optimizer: Optim = Optim.sgd,
     lr: float = 0.1,
+    momentum: Annotated[float, typer.Option(help="SGD momentum (Nesterov); 0 for plain SGD.")] = 0.9,
     weight_decay: float = 5e-4,
     schedule: Schedule = Schedule.onecycle,
     label_smoothing: float = 0.1,
@@ -78,7 +80,9 @@ def train(
     mix_prob: float = 0.5,
     balance: Annotated[Balance, typer.Option(help="Class-weighted loss or class-balanced sampling (helps Disgust).")] = Balance.none,
     augment: Annotated[bool, typer.Option(help="Shift, flip, rotation, scale, brightness, contrast, erasing.")] = True,
-    val_fraction: Annotated[float, typer.Option(help="Stratified val split for data without one.")] = 0.0,
+    val_fraction: Annotated[float, typer.Option(help="Stratified val split (share of the training rows) for data without one.")] = 0.0,
+    test_fraction: Annotated[float, typer.Option(help="Stratified test split (share of the training rows) for data without one.")] = 0.0,
+    resplit: Annotated[bool, typer.Option(help="Ignore the file's val/test splits; carve them from the training rows.")] = False,
     teacher: Annotated[Optional[list[Path]], typer.Option(help="Distil from these checkpoints (repeat for an ensemble).")] = None,
     kd_alpha: float = 0.7,
     kd_temperature: float = 4.0,
@@ -96,8 +100,9 @@ def train(
 
     cfg = TrainConfig(
         data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
-        lr=lr, weight_decay=weight_decay, schedule=schedule.value, label_smoothing=label_smoothing, mix=mix.value,
+        lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule.value, label_smoothing=label_smoothing, mix=mix.value,
         mix_alpha=mix_alpha, mix_prob=mix_prob, balance=balance.value, augment=augment, val_fraction=val_fraction,
+        test_fraction=test_fraction, resplit=resplit,
         teachers=[str(t) for t in teacher or []], kd_alpha=kd_alpha, kd_temperature=kd_temperature, seed=seed,
         device=device.value, threads=threads, max_minutes=max_minutes, patience=patience, eval_tta=tta,
         tracker=tracker.value,
