@@ -1,0 +1,70 @@
+"""Checks on real FER2013 faces. They skip, saying why, when the data (FER_EDGE_DATA or ../shared/data)
+or the shipped model is absent. No face image from the dataset is written anywhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_edge.classifier import ExpressionClassifier
+from fer_edge.contract import LABELS
+from fer_edge.detect import HaarDetector
+from fer_edge.recognizer import Recognizer, default_model_path
+
+# The official split sizes (shared/data/README.md).
+TRAIN_COUNTS = [3995, 436, 4097, 7215, 4830, 3171, 4965]
+PUBLIC_TEST_COUNTS = [467, 56, 496, 895, 653, 415, 607]
+
+
+@pytest.fixture(scope="module")
+def fer(request):
+    from conftest import fer_data_path
+
+    path = fer_data_path()
+    if path is None:
+        pytest.skip("FER2013 not found: set FER_EDGE_DATA or place fer2013.csv.gz in ../shared/data")
+    from fer_edge.train.data import load_dataset  # numpy + OpenCV only, no torch
+
+    return load_dataset(path)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    path = default_model_path()
+    if not path.is_file():
+        pytest.skip(f"no shipped model at {path}")
+    return ExpressionClassifier.from_path(path, device="cpu")
+
+
+def test_fer2013_splits_have_the_official_counts(fer):
+    assert list(fer["train"].class_counts()) == TRAIN_COUNTS
+    assert list(fer["val"].class_counts()) == PUBLIC_TEST_COUNTS
+
+
+def test_shipped_model_on_public_test(fer, shipped):
+    val = fer["val"]
+    acc = float((shipped.predict_probs(val.x).argmax(1) == val.y).mean())
+    recorded = float(shipped.info.metadata["val_accuracy"])
+    assert acc == pytest.approx(recorded, abs=1e-4)  # the metadata tells the truth
+    assert acc > 0.60
+
+
+def test_recognizer_on_real_crops_skips_detection(fer, shipped):
+    rec = Recognizer(default_model_path(), device="cpu")
+    faces = [rec.predict(x)[0] for x in fer["val"].x[:50]]
+    direct = shipped.predict_probs(fer["val"].x[:50])
+    assert [f.label for f in faces] == [LABELS[i] for i in direct.argmax(1)]
+
+
+def test_haar_finds_most_upscaled_fer_faces(fer):
+    import cv2
+
+    det = HaarDetector(max_side=0)
+    faces = fer["val"].x[:200]
+    found = 0
+    for face in faces:
+        big = cv2.copyMakeBorder(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC), 96, 96, 96, 96,
+                                 cv2.BORDER_REFLECT_101)
+        found += bool(det.detect(big))
+    assert found / len(faces) > 0.6  # 76% on all of PublicTest (benchmarks/crop_margin.py)
+    np.testing.assert_array_equal(faces.shape, (200, 48, 48))
