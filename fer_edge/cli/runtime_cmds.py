@@ -46,6 +46,7 @@ def classify(
     """
     import cv2
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
@@ -80,7 +81,7 @@ def classify(
             for record in classify_records(result, fmt.value):
                 writer.write(record)
             if result.error:
-                progress.console.print(f"[yellow]skipped[/] {result.path}: {result.error}")
+                progress.console.print(f"[yellow]skipped[/] {escape(str(result.path))}: {escape(result.error)}")
             elif annotate_dir is not None:
                 target = annotate_dir / f"{result.path.stem}.annotated.png"
                 cv2.imwrite(str(target), annotate(result.image, result.faces))

@@ -192,7 +192,7 @@ class Window:
         if not display_available():
             raise FerEdgeError("no display found (DISPLAY is unset): run with --no-display, and --output or --jsonl to keep results")
         self.name = name
-        cv2.namedWindow(name, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
         self.shown = False
 
     def show(self, image: np.ndarray) -> str | None:

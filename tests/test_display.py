@@ -1,0 +1,73 @@
+"""The displayed path under a virtual X server: a real OpenCV window, a screenshot, the overlay checked.
+
+Needs Debian's xvfb and x11-apps (Xvfb, xwd); skips, saying so, without them or without a GUI build of OpenCV.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from fer_edge.realtime.loop import Window, draw_frame, TrackedFace
+from fer_edge.render import COLORS
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("Xvfb") and shutil.which("xwd")), reason="needs Xvfb and xwd (apt-get install xvfb x11-apps)"
+)
+
+
+@pytest.fixture
+def xserver(monkeypatch):
+    display = ":97"
+    proc = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(50):
+        if os.path.exists(f"/tmp/.X11-unix/X{display[1:]}"):
+            break
+        time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.skip("Xvfb did not start")
+    monkeypatch.setenv("DISPLAY", display)
+    yield display
+    proc.kill()
+    proc.wait()
+
+
+def screenshot(display: str) -> np.ndarray:
+    """The root window as BGR, read from xwd's format (header of 25 big-endian words, colormap, pixels)."""
+    raw = subprocess.run(["xwd", "-root", "-silent", "-display", display], capture_output=True, check=True).stdout
+    h = struct.unpack(">25I", raw[:100])
+    header, width, height, byte_order, bits, per_line, ncolors = h[0], h[4], h[5], h[7], h[11], h[12], h[19]
+    size = bits // 8  # Xvfb at depth 24 packs 3 bytes a pixel, lines padded
+    assert size in (3, 4) and byte_order == 0, f"expects 24/32-bit little-endian pixels, got {bits} bits"
+    start = header + 12 * ncolors
+    rows = np.frombuffer(raw[start : start + per_line * height], np.uint8).reshape(height, per_line)
+    return rows[:, : width * size].reshape(height, width, size)[:, :, :3]
+
+
+def test_window_shows_the_overlay(xserver):
+    frame = np.full((480, 640, 3), 100, np.uint8)
+    face = TrackedFace(1, (200, 120, 160, 160), "happy", 0.9, (0.01, 0.0, 0.02, 0.9, 0.03, 0.02, 0.02), (0,) * 7)
+    canvas = draw_frame(frame, [face], ["60.0 FPS [CPU]"])
+    try:
+        window = Window("fer-edge-test")
+    except Exception as e:  # a headless OpenCV build has no highgui backend
+        pytest.skip(f"OpenCV cannot open a window here: {e}")
+    for _ in range(10):
+        assert window.show(canvas) is None
+        time.sleep(0.02)
+    shot = screenshot(xserver)
+    window.close()
+    happy = np.array(COLORS["happy"])
+    label_pixels = np.all(np.abs(shot.astype(int) - happy) < 40, axis=2).sum()
+    assert label_pixels > 500  # the label's filled background and the box, in happy's colour
+    hud = shot[0:20, 0:100]
+    assert hud.mean() < frame.mean()  # the darkened HUD panel in the top-left corner
+    assert (shot[0:20, 0:100] > 200).any()  # with white text on it
