@@ -63,6 +63,7 @@ def classify(
         annotate_dir.mkdir(parents=True, exist_ok=True)
 
     stats = BatchStats()
+    written: set[str] = set()
     with ExitStack() as stack:
         if out is not None:
             try:
@@ -83,8 +84,11 @@ def classify(
             if result.error:
                 progress.console.print(f"[yellow]skipped[/] {escape(str(result.path))}: {escape(result.error)}")
             elif annotate_dir is not None:
-                target = annotate_dir / f"{result.path.stem}.annotated.png"
-                cv2.imwrite(str(target), annotate(result.image, result.faces))
+                name = result.path.stem
+                if name in written:  # same file name from another folder: keep both
+                    name = f"{name}_{len(written)}"
+                written.add(name)
+                cv2.imwrite(str(annotate_dir / f"{name}.annotated.png"), annotate(result.image, result.faces))
             stats.add(result)
             progress.advance(task)
 
