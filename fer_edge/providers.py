@@ -59,7 +59,7 @@ class ProviderReport:
 
 def make_session(path: str, device: str = "auto", threads: int = 0) -> tuple[ort.InferenceSession, ProviderReport]:
     tried = select_providers(device, ort.get_available_providers())
-    ort.set_default_logger_severity(3)  # provider start-up failures too: we report the fallback ourselves
+    ort.set_default_logger_severity(4)  # provider start-up failures log at ERROR: we report the fallback ourselves
     options = ort.SessionOptions()
     options.log_severity_level = 3  # we report the fallback ourselves, in one clear line
     if threads > 0:
