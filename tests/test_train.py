@@ -345,8 +345,13 @@ def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, 
     assert "latest run's checkpoint" in result.stderr and "int8: val acc" in result.stderr
     import onnx
 
-    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    model = onnx.load(str(out))
+    meta = {p.key: p.value for p in model.metadata_props}
     assert meta["quantization"].startswith("int8") and meta["tta"] == "true"
+    # the first convolution of each TTA branch stays fp32 (its weight is a plain initializer); the rest are int8
+    produced = {o: n.op_type for n in model.graph.node for o in n.output}
+    weight_src = [produced.get(n.input[1], "initializer") for n in model.graph.node if n.op_type == "Conv"]
+    assert weight_src.count("initializer") == 2 and weight_src.count("DequantizeLinear") == len(weight_src) - 2
 
 
 def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatch):
