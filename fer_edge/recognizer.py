@@ -76,10 +76,13 @@ class Recognizer:
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.detector.detect(image)
 
+    def face_probs(self, image: np.ndarray, boxes: list, margin: float | None = None) -> np.ndarray:
+        """Crop every box and classify them all in one batched onnxruntime call: [len(boxes), 7]."""
+        crops = crop_faces(image, list(boxes), self.margin if margin is None else margin)
+        return self.classifier.predict_probs(crops)
+
     def classify(self, image: np.ndarray, detections: list[Detection], margin: float | None = None) -> list[Face]:
-        """All faces of one image in one batched onnxruntime call."""
-        crops = crop_faces(image, [d.box for d in detections], self.margin if margin is None else margin)
-        probs = self.classifier.predict_probs(crops)
+        probs = self.face_probs(image, [d.box for d in detections], margin)
         return [_face(d.box, d.score, p) for d, p in zip(detections, probs)]
 
     def predict(self, image: np.ndarray, detect: bool | None = None) -> list[Face]:

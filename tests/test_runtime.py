@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import astronaut_face, group_photo, make_tiny_model
+from conftest import group_photo, make_tiny_model
 from fer_edge.classifier import ExpressionClassifier
 from fer_edge.contract import LABELS
 from fer_edge.crop import crop_face, square_box

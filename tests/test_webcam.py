@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import astronaut_face
 from fer_edge.cli.app import app
 from fer_edge.contract import LABELS
-from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.errors import UsageError
 from fer_edge.realtime import capture
 from fer_edge.realtime.capture import SourceSpec, VideoSource, parse_source
 from fer_edge.realtime.loop import LoopOptions, Pipeline, run

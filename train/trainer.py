@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import fer_edge
-from fer_edge.contract import LABELS
+from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
 from fer_edge.errors import FerEdgeError
 
 from .augment import AugmentConfig, augment, mix
@@ -258,7 +258,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             yb = y_train[idx]
             if cfg.augment:
                 xb = augment(xb, aug_cfg, gen)
-            xb = (xb - 0.5) / 0.25  # == normalize(); kept inline to stay on float input
+            xb = (xb - PIXEL_MEAN) / PIXEL_STD  # the graph's normalisation, on the augmented float batch
             if device.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
             ya, yb2, lam = yb, yb, 1.0

@@ -7,7 +7,6 @@ commands stay torch-free, and a missing `train` extra gets a one-line answer ins
 from __future__ import annotations
 
 import importlib.util
-import json
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional

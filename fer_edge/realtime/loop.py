@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 
 from fer_edge.contract import LABELS
-from fer_edge.crop import crop_faces
 from fer_edge.errors import FerEdgeError
 from fer_edge.realtime.capture import Frame, VideoSource
 from fer_edge.realtime.smooth import EmotionSmoother
@@ -134,8 +133,7 @@ class Pipeline:
     def classify(self, image: np.ndarray, tracks: list) -> list[TrackedFace]:
         if not tracks:
             return []
-        crops = crop_faces(image, [t.box for t in tracks], self.recognizer.margin)
-        probs = self.recognizer.classifier.predict_probs(crops)
+        probs = self.recognizer.face_probs(image, [t.box for t in tracks])
         faces = []
         for t, p in zip(tracks, probs):
             state = self.smoother.update(t.id, p)
