@@ -1,6 +1,7 @@
-"""Export a checkpoint to an ONNX file that fulfils the runtime contract (fer_edge/contract.py).
+"""Export a checkpoint, or an ensemble of them, to an ONNX file that fulfils the runtime contract.
 
-load -> wrap (uint8 in, normalisation and softmax in the graph, optional flip TTA) -> export with a
+load -> wrap (uint8 in, normalisation and softmax in the graph, optional flip TTA, members' probabilities
+averaged when several checkpoints are given) -> export with a
 dynamic batch -> metadata -> onnx.checker -> parity against torch on random and real faces
 (argmax must agree on all of them) -> optional static int8 quantisation, with its accuracy and speed
 change measured on the validation split.
@@ -35,25 +36,35 @@ PARITY_ATOL = 1e-4
 
 
 class ContractModel(nn.Module):
-    """uint8 faces [N, 48, 48] -> probabilities [N, 7]; the preprocessing lives in the graph."""
+    """uint8 faces [N, 48, 48] -> probabilities [N, 7]; the preprocessing lives in the graph.
 
-    def __init__(self, model: nn.Module, tta: bool = False):
+    Several models make an equal-weight ensemble: the mean of their probabilities (and of their flipped
+    views with TTA). Equal weights need no tuning, so no split is spent choosing them.
+    """
+
+    def __init__(self, models: nn.Module | list[nn.Module], tta: bool = False):
         super().__init__()
-        self.model = model.eval()
+        self.members = nn.ModuleList([m.eval() for m in (models if isinstance(models, (list, tuple)) else [models])])
         self.tta = tta
+
+    @property
+    def model(self) -> nn.Module:
+        return self.members[0]
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = (faces.unsqueeze(1).float() * (1.0 / 255.0) - PIXEL_MEAN) * (1.0 / PIXEL_STD)
-        probs = torch.softmax(self.model(x), dim=1)
-        if self.tta:
-            probs = (probs + torch.softmax(self.model(torch.flip(x, dims=[3])), dim=1)) * 0.5
-        return probs
+        views = [x, torch.flip(x, dims=[3])] if self.tta else [x]
+        probs = [torch.softmax(m(v), dim=1) for m in self.members for v in views]
+        total = probs[0]
+        for p in probs[1:]:
+            total = total + p
+        return total * (1.0 / len(probs)) if len(probs) > 1 else total
 
 
 @dataclass
 class ExportResult:
     path: Path
-    checkpoint: Path
+    checkpoints: list[Path]
     max_abs_diff: float
     parity_samples: int
     val_acc: float | None = None
@@ -78,8 +89,20 @@ def _to_onnx(wrapper: ContractModel, path: Path, opset: int) -> None:
         )
 
 
-def _metadata(ckpt: dict, model: nn.Module, tta: bool, quantization: str, val_acc: float | None) -> dict[str, str]:
-    cfg = ckpt["config"]
+def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization: str, val_acc: float | None) -> dict[str, str]:
+    cfgs = [c["config"] for c in ckpts]
+    archs = [c["arch"] for c in cfgs]
+
+    def joined(values) -> str:  # one value for a single model, comma-separated per member for an ensemble
+        return ",".join(str(v) for v in values)
+
+    members = {}
+    if len(ckpts) > 1:
+        members["ensemble"] = json.dumps(
+            [{"arch": cfg["arch"], "seed": cfg.get("seed"), "epochs": c.get("epoch", -1) + 1,
+              "val_accuracy_checkpoint": round(float(c.get("val_acc", c.get("best_acc", float("nan")))), 5)}
+             for c, cfg in zip(ckpts, cfgs)]
+        )
     return {
         contract.META_CONTRACT: contract.CONTRACT_VERSION,
         contract.META_LABELS: json.dumps(list(LABELS)),
@@ -91,14 +114,15 @@ def _metadata(ckpt: dict, model: nn.Module, tta: bool, quantization: str, val_ac
              "crop": "square face box with margin, grayscale, 48x48 area resize"}
         ),
         contract.META_OUTPUT: "probabilities",
-        "arch": cfg["arch"],
-        "params": str(count_params(model)),
-        "macs": str(count_macs(model)),
-        "training_data_sha256": cfg.get("data_sha256", ""),
-        "train_epochs": str(ckpt.get("epoch", -1) + 1),
-        "train_seed": str(cfg.get("seed", "")),
-        "val_accuracy_checkpoint": f"{ckpt.get('val_acc', ckpt.get('best_acc', float('nan'))):.5f}",
+        "arch": archs[0] if len(archs) == 1 else f"ensemble of {len(archs)}: {joined(archs)}",
+        "params": str(sum(count_params(m) for m in wrapper.members)),
+        "macs": str(sum(count_macs(m) for m in wrapper.members)),  # per view; TTA doubles it
+        "training_data_sha256": cfgs[0].get("data_sha256", ""),
+        "train_epochs": joined(c.get("epoch", -1) + 1 for c in ckpts),
+        "train_seed": joined(cfg.get("seed", "") for cfg in cfgs),
+        "val_accuracy_checkpoint": joined(f"{c.get('val_acc', c.get('best_acc', float('nan'))):.5f}" for c in ckpts),
         "val_accuracy": "" if val_acc is None else f"{val_acc:.5f}",
+        **members,
         "tta": json.dumps(tta),
         "quantization": quantization,
         "fer_edge_version": fer_edge.__version__,
@@ -219,8 +243,18 @@ def _keep_fp32(path: Path) -> list[str]:
     return keep
 
 
+def _load_members(checkpoints: list[Path]) -> tuple[list[dict], list[nn.Module]]:
+    ckpts = [load_checkpoint(c) for c in checkpoints]
+    shas = {c["config"].get("data_sha256", "") for c in ckpts}
+    if len(shas) > 1:
+        # members trained on different data would make the card's one data line, and its split, a lie
+        raise FerEdgeError("ensemble members were trained on different data (training_data_sha256 differs): "
+                           + ", ".join(f"{p}: {c['config'].get('data_sha256', '')[:12] or '?'}" for p, c in zip(checkpoints, ckpts)))
+    return ckpts, [model_from_checkpoint(c) for c in ckpts]
+
+
 def export(
-    checkpoint: Path,
+    checkpoints: Path | list[Path],
     out: Path,
     data: Path | None = None,
     tta: bool = False,
@@ -228,11 +262,13 @@ def export(
     opset: int = 17,
     log=print,
 ) -> ExportResult:
-    ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt)
-    wrapper = ContractModel(model, tta=tta).eval()
+    checkpoints = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(c) for c in checkpoints]
+    ckpts, models = _load_members(checkpoints)
+    wrapper = ContractModel(models, tta=tta).eval()
+    if len(models) > 1:
+        log(f"ensemble of {len(models)}: " + ", ".join(f"{c['config']['arch']} (seed {c['config'].get('seed')})" for c in ckpts))
 
-    data_path = Path(data) if data else Path(ckpt["config"].get("data", ""))
+    data_path = Path(data) if data else Path(ckpts[0]["config"].get("data", ""))
     if not str(data_path) or not data_path.exists():
         raise FerEdgeError(
             f"export checks parity on real faces and needs the training data; {data_path or '(none recorded)'} "
@@ -245,12 +281,12 @@ def export(
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         _to_onnx(wrapper, fp32, opset)
-        _write_metadata(fp32, _metadata(ckpt, model, tta, "none", None))
+        _write_metadata(fp32, _metadata(ckpts, wrapper, tta, "none", None))
         worst, n = check_parity(wrapper, fp32, val.x[:512])
         log(f"parity: onnxruntime vs torch on {n} faces (16 random, {n - 16} real): max |diff| {worst:.2e}, argmax agrees")
 
         val_acc = float((_ort_probs(_ort_session(fp32), val.x).argmax(1) == val.y).mean())
-        result = ExportResult(out, checkpoint, worst, n, val_acc)
+        result = ExportResult(out, checkpoints, worst, n, val_acc)
         final = fp32
         if int8:
             q = Path(tmp) / "int8.onnx"
@@ -258,7 +294,7 @@ def export(
             calib = ds["train"].x[rng.choice(len(ds["train"]), size=min(1024, len(ds["train"])), replace=False)]
             quantize_int8(fp32, q, calib)
             q_acc = float((_ort_probs(_ort_session(q), val.x).argmax(1) == val.y).mean())
-            _write_metadata(q, {**_metadata(ckpt, model, tta, "int8 static QDQ, per-channel weights", q_acc)})
+            _write_metadata(q, _metadata(ckpts, wrapper, tta, "int8 static QDQ, per-channel weights", q_acc))
             fp_speed, q_speed = faces_per_second(fp32, 64), faces_per_second(q, 64)
             result.int8 = {
                 "val_acc_fp32": val_acc, "val_acc_int8": q_acc, "delta_points": 100 * (q_acc - val_acc),
@@ -271,7 +307,7 @@ def export(
             final = q
             result.val_acc = q_acc
         else:
-            _write_metadata(fp32, _metadata(ckpt, model, tta, "none", val_acc))
+            _write_metadata(fp32, _metadata(ckpts, wrapper, tta, "none", val_acc))
         os.replace(final, out)
     result.size_bytes = out.stat().st_size
     return result

@@ -354,6 +354,49 @@ def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, 
     assert weight_src.count("initializer") == 2 and weight_src.count("DequantizeLinear") == len(weight_src) - 2
 
 
+def _second_run(csv_data, tmp_path, seed: int = 7, data: Path | None = None) -> Path:
+    out = tmp_path / f"run-seed{seed}"
+    trainer.main(
+        trainer.TrainConfig(data=str(data or csv_data), out=str(out), arch="fernet-t", epochs=2, batch_size=16, lr=0.05,
+                            threads=1, device="cpu", eval_tta=False, seed=seed),
+        log=lambda *_: None,
+    )
+    return out
+
+
+def test_ensemble_export_averages_its_members(trained_run, tmp_path, csv_data):
+    import onnx
+
+    from fer_edge.classifier import ExpressionClassifier
+
+    other = _second_run(csv_data, tmp_path)
+    paths = {}
+    for name, ckpts in {"a": [trained_run], "b": [other], "ab": [trained_run, other]}.items():
+        paths[name] = tmp_path / f"{name}.onnx"
+        args = ["export", str(paths[name]), "--tta"] + [a for c in ckpts for a in ("--checkpoint", str(c / "best.pt"))]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    assert "ensemble of 2" in result.stderr
+    faces = np.random.default_rng(3).integers(0, 256, (9, 48, 48), dtype=np.uint8)
+    probs = {k: ExpressionClassifier.from_path(p, device="cpu").predict_probs(faces) for k, p in paths.items()}
+    assert not np.allclose(probs["a"], probs["b"], atol=1e-3)  # two different members, or the test proves nothing
+    np.testing.assert_allclose(probs["ab"], (probs["a"] + probs["b"]) / 2, atol=1e-5)
+    meta = {p.key: p.value for p in onnx.load(str(paths["ab"])).metadata_props}
+    members = json.loads(meta["ensemble"])
+    assert [m["seed"] for m in members] == [0, 7] and meta["arch"].startswith("ensemble of 2")
+    assert meta["train_seed"] == "0,7" and int(meta["macs"]) == 2 * int(
+        {p.key: p.value for p in onnx.load(str(paths["a"])).metadata_props}["macs"])
+
+
+def test_ensemble_of_different_data_is_refused(trained_run, tmp_path, csv_data):
+    other_data = write_csv(tmp_path / "other.csv", seed=11)
+    other = _second_run(csv_data, tmp_path, data=other_data)
+    out = tmp_path / "mixed.onnx"
+    args = ["export", str(out), "--checkpoint", str(trained_run / "best.pt"), "--checkpoint", str(other / "best.pt")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1 and "different data" in result.stderr and not out.exists()
+
+
 def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatch):
     from fer_edge.export import onnx_export
 

@@ -159,21 +159,24 @@ def evaluate(
 
 def export(
     out: Annotated[Path, typer.Argument(help="The .onnx file to write.")],
-    checkpoint: Annotated[Optional[Path], typer.Option(help="A best.pt (default: the latest runs/*/best.pt).")] = None,
+    checkpoint: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="A best.pt (default: the latest runs/*/best.pt). Repeat it to export an equal-weight ensemble in one graph."),
+    ] = None,
     data: Annotated[Optional[Path], typer.Option(help="Data for the parity check and int8 calibration (default: the run's).")] = None,
     tta: Annotated[bool, typer.Option(help="Bake flip averaging into the graph (2x the compute).")] = False,
     int8: Annotated[bool, typer.Option(help="Static int8 quantisation calibrated on training faces.")] = False,
     opset: Annotated[int, typer.Option(min=13, max=21)] = 17,
 ) -> None:
-    """Export a checkpoint to ONNX under the runtime contract, with a parity check against torch."""
+    """Export a checkpoint (or an ensemble) to ONNX under the runtime contract, with a parity check against torch."""
     _need_torch()
     from fer_edge.export.onnx_export import export as do_export
     from fer_edge.export.onnx_export import latest_checkpoint
 
     console = _console()
-    if checkpoint is None:
-        checkpoint = latest_checkpoint()
-        console.print(f"exporting the latest run's checkpoint: {checkpoint}")
+    if not checkpoint:
+        checkpoint = [latest_checkpoint()]
+        console.print(f"exporting the latest run's checkpoint: {checkpoint[0]}")
     result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print)
     acc = f"; val acc {100 * result.val_acc:.2f}%" if result.val_acc is not None else ""
     console.print(f"wrote {out} ({result.size_bytes / 1e6:.2f} MB{acc})")
