@@ -397,6 +397,33 @@ def test_ensemble_of_different_data_is_refused(trained_run, tmp_path, csv_data):
     assert result.exit_code == 1 and "different data" in result.stderr and not out.exists()
 
 
+def test_distillation_from_a_checkpoint_and_from_an_onnx_teacher(trained_run, tmp_path, csv_data):
+    onnx_teacher = tmp_path / "teacher.onnx"
+    assert runner.invoke(app, ["export", str(onnx_teacher), "--checkpoint", str(trained_run / "best.pt"), "--tta"]).exit_code == 0
+
+    # offline labels are the ONNX model's probabilities, softened, and they follow a mixup permutation
+    ds = load_dataset(csv_data)
+    teacher = trainer.Teacher([str(onnx_teacher)], torch.device("cpu"), ds["train"].x, log=lambda *_: None)
+    from fer_edge.classifier import ExpressionClassifier
+
+    want = ExpressionClassifier.from_path(onnx_teacher, device="cpu").predict_probs(ds["train"].x)
+    idx, perm = torch.tensor([5, 0, 17]), torch.tensor([2, 0, 1])
+    got = teacher.soft_targets(torch.zeros(3, 1, 48, 48), 1.0, idx).numpy()
+    np.testing.assert_allclose(got, want[[5, 0, 17]], atol=1e-5)
+    mixed = teacher.soft_targets(torch.zeros(3, 1, 48, 48), 1.0, idx, perm, 0.25).numpy()
+    np.testing.assert_allclose(mixed, 0.25 * want[[5, 0, 17]] + 0.75 * want[[17, 5, 0]], atol=1e-5)
+    hot = teacher.soft_targets(torch.zeros(3, 1, 48, 48), 4.0, idx).numpy()
+    assert (hot.max(1) < got.max(1)).all()  # a temperature above 1 softens
+
+    for name, path in (("pt", trained_run / "best.pt"), ("onnx", onnx_teacher)):
+        out = tmp_path / f"kd-{name}"
+        result = runner.invoke(app, train_args(csv_data, out, "--epochs", "1", "--teacher", str(path), "--mix", "cutmix",
+                                               "--mix-prob", "1"))
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "config.json").read_text())["teachers"] == [str(path)]
+        assert ("labelled 98 training faces once" in result.output) == (name == "onnx")
+
+
 def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatch):
     from fer_edge.export import onnx_export
 

@@ -78,12 +78,13 @@ def random_erase(x: torch.Tensor, p: float, gen: torch.Generator | None = None) 
 
 def mix(
     x: torch.Tensor, y: torch.Tensor, mode: str, alpha: float, gen: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
-    """Mixup or CutMix. Returns (inputs, labels_a, labels_b, lam); the loss is lam*L(a) + (1-lam)*L(b)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float, torch.Tensor]:
+    """Mixup or CutMix. Returns (inputs, labels_a, labels_b, lam, perm); the loss is lam*L(a) + (1-lam)*L(b),
+    and perm says which row each row was mixed with (precomputed soft labels mix the same way)."""
     perm = torch.randperm(x.shape[0], generator=gen, device=x.device)
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
     if mode == "mixup":
-        return lam * x + (1 - lam) * x[perm], y, y[perm], lam
+        return lam * x + (1 - lam) * x[perm], y, y[perm], lam, perm
     if mode == "cutmix":
         _, _, h, w = x.shape
         rh, rw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
@@ -92,5 +93,5 @@ def mix(
         x = x.clone()
         x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
         lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
-        return x, y, y[perm], lam
+        return x, y, y[perm], lam, perm
     raise ValueError(f"unknown mix mode {mode!r}")

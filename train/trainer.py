@@ -128,19 +128,44 @@ def prepare_splits(ds: Dataset, cfg: TrainConfig) -> tuple[Split, Split, Split |
 
 
 class Teacher:
-    """An ensemble of trained checkpoints whose averaged softened probabilities the student learns from."""
+    """Soft labels from trained models, averaged: the student learns their softened probabilities.
 
-    def __init__(self, paths: list[str], device: torch.device):
-        self.models = []
+    A checkpoint (.pt) teacher labels every augmented batch as the student sees it. An ONNX teacher (any
+    model under the runtime contract, such as the shipped ensemble) labels each training face once, before
+    training, from its probabilities: offline distillation, nearly free on a CPU, and it needs no checkpoint,
+    only the .onnx file. Offline labels follow mixup/cutmix through the same permutation.
+    """
+
+    def __init__(self, paths: list[str], device: torch.device, train_x: np.ndarray | None = None, log=print):
+        self.models, self.offline = [], []
         for p in paths:
+            if str(p).endswith(".onnx"):
+                self.offline.append(self._label_once(Path(p), train_x, device, log))
+                continue
             m = model_from_checkpoint(load_checkpoint(p)).to(device)
             if device.type == "cuda":
                 m = m.to(memory_format=torch.channels_last)
             self.models.append(m.eval())
 
+    @staticmethod
+    def _label_once(path: Path, train_x: np.ndarray | None, device: torch.device, log) -> torch.Tensor:
+        from fer_edge.classifier import ExpressionClassifier  # checks the contract and maps foreign label orders
+
+        if train_x is None:
+            raise FerEdgeError(f"{path}: an ONNX teacher needs the training faces")
+        t0 = time.time()
+        probs = ExpressionClassifier.from_path(path, device="cpu").predict_probs(train_x)
+        log(f"teacher {path.name}: labelled {len(train_x)} training faces once in {time.time() - t0:.0f}s (offline distillation)")
+        return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)).astype(np.float32)).to(device)
+
     @torch.no_grad()
-    def soft_targets(self, x: torch.Tensor, temperature: float) -> torch.Tensor:
-        return torch.stack([torch.softmax(m(x).float() / temperature, 1) for m in self.models]).mean(0)
+    def soft_targets(self, x: torch.Tensor, temperature: float, idx: torch.Tensor | None = None,
+                     perm: torch.Tensor | None = None, lam: float = 1.0) -> torch.Tensor:
+        soft = [torch.softmax(m(x).float() / temperature, 1) for m in self.models]
+        for log_probs in self.offline:
+            s = torch.softmax(log_probs[idx] / temperature, 1)
+            soft.append(s if perm is None else lam * s + (1 - lam) * s[perm])
+        return torch.stack(soft).mean(0)
 
 
 def _write_metrics_row(path: Path, row: dict) -> None:
@@ -209,7 +234,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    teacher = Teacher(cfg.teachers, device) if cfg.teachers else None
+    teacher = Teacher(cfg.teachers, device, train.x, log) if cfg.teachers else None
     aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase)
     use_amp = cfg.amp and device.type == "cuda"
 
@@ -261,9 +286,9 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             xb = (xb - PIXEL_MEAN) / PIXEL_STD  # the graph's normalisation, on the augmented float batch
             if device.type == "cuda":
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            ya, yb2, lam = yb, yb, 1.0
+            ya, yb2, lam, perm = yb, yb, 1.0, None
             if cfg.mix != "none" and float(torch.rand((), generator=gen, device=device)) < cfg.mix_prob:
-                xb, ya, yb2, lam = mix(xb, yb, cfg.mix, cfg.mix_alpha, gen)
+                xb, ya, yb2, lam, perm = mix(xb, yb, cfg.mix, cfg.mix_alpha, gen)
 
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(cfg, progress_now(train_seconds + time.time() - t0))
@@ -275,7 +300,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
                 ce = ce + (1 - lam) * F.cross_entropy(logits, yb2, weight=weight, label_smoothing=cfg.label_smoothing)
             if teacher is not None:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    soft = teacher.soft_targets(xb, cfg.kd_temperature)
+                    soft = teacher.soft_targets(xb, cfg.kd_temperature, idx, perm, lam)
                 kd = F.kl_div(F.log_softmax(logits / cfg.kd_temperature, 1), soft, reduction="batchmean")
                 loss = (1 - cfg.kd_alpha) * ce + cfg.kd_alpha * kd * cfg.kd_temperature**2
             else:

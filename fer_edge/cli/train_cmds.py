@@ -82,7 +82,7 @@ def train(
     val_fraction: Annotated[float, typer.Option(help="Stratified val split (share of the training rows) for data without one.")] = 0.0,
     test_fraction: Annotated[float, typer.Option(help="Stratified test split (share of the training rows) for data without one.")] = 0.0,
     resplit: Annotated[bool, typer.Option(help="Ignore the file's val/test splits; carve them from the training rows.")] = False,
-    teacher: Annotated[Optional[list[Path]], typer.Option(help="Distil from these checkpoints (repeat for an ensemble).")] = None,
+    teacher: Annotated[Optional[list[Path]], typer.Option(help="Distil from these checkpoints (.pt: labels every augmented batch) or contract ONNX models (.onnx: labels each training face once). Repeat for an ensemble.")] = None,
     kd_alpha: float = 0.7,
     kd_temperature: float = 4.0,
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: default).")] = 0,
