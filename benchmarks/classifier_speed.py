@@ -37,14 +37,14 @@ def main() -> None:
     models = [Path(m) for m in args.models] or [resolve_model(None)]
 
     table = Table(title=f"onnxruntime CPU, {args.threads} threads")
-    for col in ("model", "arch", "quant", "MB", "batch 1 faces/s", "batch 1 ms", "batch 64 faces/s"):
+    for col in ("model", "arch", "TTA", "quant", "MB", "batch 1 faces/s", "batch 1 ms", "batch 64 faces/s"):
         table.add_column(col, justify="right" if col[0].isdigit() or "faces" in col or col in ("MB",) else "left")
     for m in models:
         clf = ExpressionClassifier.from_path(m, device="cpu", threads=args.threads)
         b1 = faces_per_second(clf, 1, args.seconds)
         b64 = faces_per_second(clf, 64, args.seconds)
         meta = clf.info.metadata
-        table.add_row(m.name, meta.get("arch", "?"), meta.get("quantization", "?")[:10], f"{m.stat().st_size / 1e6:.2f}",
+        table.add_row(m.name, meta.get("arch", "?"), meta.get("tta", "?"), meta.get("quantization", "?")[:10], f"{m.stat().st_size / 1e6:.2f}",
                       f"{b1:,.0f}", f"{1000 / b1:.2f}", f"{b64:,.0f}")
     Console(width=200).print(table)
 

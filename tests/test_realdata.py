@@ -46,7 +46,7 @@ def test_shipped_model_on_public_test(fer, shipped):
     acc = float((shipped.predict_probs(val.x).argmax(1) == val.y).mean())
     recorded = float(shipped.info.metadata["val_accuracy"])
     assert acc == pytest.approx(recorded, abs=1e-4)  # the metadata tells the truth
-    assert acc > 0.60
+    assert acc > 0.67  # the shipped ensemble scores 67.76%; a regression below 67% fails
 
 
 def test_recognizer_on_real_crops_skips_detection(fer, shipped):
