@@ -47,17 +47,11 @@ class ContractModel(nn.Module):
         self.members = nn.ModuleList([m.eval() for m in (models if isinstance(models, (list, tuple)) else [models])])
         self.tta = tta
 
-    @property
-    def model(self) -> nn.Module:
-        return self.members[0]
-
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = (faces.unsqueeze(1).float() * (1.0 / 255.0) - PIXEL_MEAN) * (1.0 / PIXEL_STD)
         views = [x, torch.flip(x, dims=[3])] if self.tta else [x]
         probs = [torch.softmax(m(v), dim=1) for m in self.members for v in views]
-        total = probs[0]
-        for p in probs[1:]:
-            total = total + p
+        total = sum(probs[1:], probs[0])
         return total * (1.0 / len(probs)) if len(probs) > 1 else total
 
 

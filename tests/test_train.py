@@ -431,10 +431,10 @@ def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatc
 
     def sabotaged(wrapper, path, opset):
         with torch.no_grad():
-            wrapper.model.head[-1].bias += 5 * torch.arange(7, dtype=torch.float32)  # torch and ONNX now differ
+            wrapper.members[0].head[-1].bias += 5 * torch.arange(7, dtype=torch.float32)  # torch and ONNX now differ
         real(wrapper, path, opset)
         with torch.no_grad():
-            wrapper.model.head[-1].bias -= 5 * torch.arange(7, dtype=torch.float32)
+            wrapper.members[0].head[-1].bias -= 5 * torch.arange(7, dtype=torch.float32)
 
     monkeypatch.setattr(onnx_export, "_to_onnx", sabotaged)
     out = tmp_path / "broken.onnx"
