@@ -90,12 +90,12 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
     def joined(values) -> str:  # one value for a single model, comma-separated per member for an ensemble
         return ",".join(str(v) for v in values)
 
+    accs = [float(c.get("val_acc", c.get("best_acc", float("nan")))) for c in ckpts]
     members = {}
     if len(ckpts) > 1:
         members["ensemble"] = json.dumps(
-            [{"arch": cfg["arch"], "seed": cfg.get("seed"), "epochs": c.get("epoch", -1) + 1,
-              "val_accuracy_checkpoint": round(float(c.get("val_acc", c.get("best_acc", float("nan")))), 5)}
-             for c, cfg in zip(ckpts, cfgs)]
+            [{"arch": cfg["arch"], "seed": cfg.get("seed"), "epochs": c.get("epoch", -1) + 1, "val_accuracy_checkpoint": round(acc, 5)}
+             for c, cfg, acc in zip(ckpts, cfgs, accs)]
         )
     return {
         contract.META_CONTRACT: contract.CONTRACT_VERSION,
@@ -114,7 +114,7 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
         "training_data_sha256": cfgs[0].get("data_sha256", ""),
         "train_epochs": joined(c.get("epoch", -1) + 1 for c in ckpts),
         "train_seed": joined(cfg.get("seed", "") for cfg in cfgs),
-        "val_accuracy_checkpoint": joined(f"{c.get('val_acc', c.get('best_acc', float('nan'))):.5f}" for c in ckpts),
+        "val_accuracy_checkpoint": joined(f"{acc:.5f}" for acc in accs),
         "val_accuracy": "" if val_acc is None else f"{val_acc:.5f}",
         **members,
         "tta": json.dumps(tta),

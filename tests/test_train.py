@@ -288,15 +288,18 @@ def test_mlflow_absent_is_a_clear_message(csv_data, tmp_path):
 # ---------------------------------------------------------------------------------------- eval/export
 
 
-@pytest.fixture
-def trained_run(csv_data, tmp_path) -> Path:
-    out = tmp_path / "run"
+def _train_tiny(data: Path, out: Path, epochs: int = 3, seed: int = 0) -> Path:
     trainer.main(
-        trainer.TrainConfig(data=str(csv_data), out=str(out), arch="fernet-t", epochs=3, batch_size=16, lr=0.05,
-                            threads=1, device="cpu", eval_tta=False),
+        trainer.TrainConfig(data=str(data), out=str(out), arch="fernet-t", epochs=epochs, batch_size=16, lr=0.05,
+                            threads=1, device="cpu", eval_tta=False, seed=seed),
         log=lambda *_: None,
     )
     return out
+
+
+@pytest.fixture
+def trained_run(csv_data, tmp_path) -> Path:
+    return _train_tiny(csv_data, tmp_path / "run")
 
 
 def test_export_parity_metadata_and_runtime_load(trained_run, tmp_path, csv_data):
@@ -355,13 +358,7 @@ def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, 
 
 
 def _second_run(csv_data, tmp_path, seed: int = 7, data: Path | None = None) -> Path:
-    out = tmp_path / f"run-seed{seed}"
-    trainer.main(
-        trainer.TrainConfig(data=str(data or csv_data), out=str(out), arch="fernet-t", epochs=2, batch_size=16, lr=0.05,
-                            threads=1, device="cpu", eval_tta=False, seed=seed),
-        log=lambda *_: None,
-    )
-    return out
+    return _train_tiny(data or csv_data, tmp_path / f"run-seed{seed}", epochs=2, seed=seed)
 
 
 def test_ensemble_export_averages_its_members(trained_run, tmp_path, csv_data):
