@@ -249,6 +249,31 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(csv_data, tmp_path):
     assert again.exit_code == 1 and "--resume" in again.stderr
     fresh = runner.invoke(app, train_args(csv_data, tmp_path / "none", "--resume"))
     assert fresh.exit_code == 1 and "last.pt" in fresh.stderr
+    no_data = runner.invoke(app, ["train", "--out", str(tmp_path / "new")])
+    assert no_data.exit_code != 0 and "--data" in no_data.stderr
+
+
+def test_resume_finds_its_data_or_accepts_the_same_data_moved(csv_data, tmp_path):
+    out = tmp_path / "run"
+    assert runner.invoke(app, train_args(csv_data, out, "--epochs", "3")).exit_code == 0
+    resume = ["train", "--out", str(out), "--resume", "--threads", "1", "--device", "cpu", "--epochs", "3"]
+    # The run was complete; shorten it by hand so that a resume has an epoch left to run.
+    ckpt = torch.load(out / "last.pt", weights_only=False)
+    ckpt["epoch"] = 1
+    torch.save(ckpt, out / "last.pt")
+    ok = runner.invoke(app, resume)  # no --data: the run's own config says where the data is
+    assert ok.exit_code == 0, ok.output
+    assert "resuming" in ok.stderr
+
+    moved = tmp_path / "elsewhere" / "fer.csv"
+    moved.parent.mkdir()
+    moved.write_bytes(csv_data.read_bytes())
+    torch.save(ckpt, out / "last.pt")
+    assert runner.invoke(app, [*resume, "--data", str(moved)]).exit_code == 0
+    other = write_csv(tmp_path / "other.csv", seed=7)
+    torch.save(ckpt, out / "last.pt")
+    refused = runner.invoke(app, [*resume, "--data", str(other)])
+    assert refused.exit_code == 1 and "not the data this run was trained on" in refused.stderr
 
 
 def test_time_budget_ends_cleanly_with_best_checkpoint(csv_data, tmp_path):

@@ -201,9 +201,10 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             raise FerEdgeError(f"--resume: {out / 'last.pt'} does not exist")
         ckpt = load_checkpoint(out / "last.pt")
         saved = TrainConfig.from_dict(ckpt["config"])
-        # A resumed run keeps its recipe; only where it runs and its budget may change.
+        # A resumed run keeps its recipe; only where it runs, its budget and where its data lies may change.
         saved.device, saved.threads = cfg.device, cfg.threads
         saved.max_minutes = cfg.max_minutes or saved.max_minutes
+        saved.data = cfg.data or saved.data
         cfg = saved
     elif (out / "last.pt").exists():
         raise FerEdgeError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
@@ -218,6 +219,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
 
     # ---- data
     ds = load_dataset(cfg.data)
+    if resume and cfg.data_sha256 and ds.sha256 != cfg.data_sha256:
+        raise FerEdgeError(f"--resume: {cfg.data} is not the data this run was trained on (sha256 differs)")
     cfg.data_sha256 = ds.sha256
     if ds.skipped:
         log(f"skipped {len(ds.skipped)} unreadable image(s); first: {ds.skipped[0]}")

@@ -60,7 +60,7 @@ class Tracker(str, Enum):
 
 
 def train(
-    data: DataOpt,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset. With --resume: only to point at the same data in a new place.")] = None,
     arch: Annotated[str, typer.Option(help="mlp, fernet-t, fernet-s (default, shipped), fernet-m, fernet-l.")] = "fernet-s",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/latest"),
@@ -92,13 +92,15 @@ def train(
     tracker: Tracker = Tracker.none,
 ) -> None:
     """Train a model; the run folder gets config.json, metrics.csv, best.pt, last.pt and reports."""
+    if data is None and not resume:
+        raise UsageError("train needs --data (only --resume can do without it)")
     _need_torch()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from fer_edge.train.trainer import TrainConfig, main
 
     cfg = TrainConfig(
-        data=str(data), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
+        data=str(data or ""), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
         lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule.value, label_smoothing=label_smoothing, mix=mix.value,
         mix_alpha=mix_alpha, mix_prob=mix_prob, balance=balance.value, augment=augment, val_fraction=val_fraction,
         test_fraction=test_fraction, resplit=resplit,
