@@ -187,7 +187,7 @@ class VideoSource:
             while self._seq == self._taken and not self._done:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
-                    self.error = f"{self.spec.text}: the stream stalled (no frame for {self.stall_timeout:.0f}s)"
+                    self.error = f"{self.spec.text}: the stream stalled (no frame for {self.stall_timeout:g}s)"
                     self.notify(self.error)
                     return None
                 self._cond.wait(remaining)
