@@ -305,6 +305,27 @@ def test_tracker_keeps_ids_and_drops_lost_tracks():
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
 
 
+def test_tracker_carries_a_moving_face_between_detections():
+    tr = IoUTracker()
+    true = lambda f: (100 + 6 * f, 80 + 2 * f, 60, 60)  # noqa: E731 - 6 px a frame right, 2 down
+    errors = []
+    for frame in range(30):
+        if frame % 3 == 0:  # --detect-every 3
+            [t] = tr.update([true(frame)])
+        else:
+            [t] = tr.predict()
+            errors.append(abs(t.box[0] - true(frame)[0]) + abs(t.box[1] - true(frame)[1]))
+    assert t.id == 1
+    assert errors[0] >= 6  # before any motion is known the box stands still
+    assert max(errors[-6:]) <= 1  # once it is, the box follows the face between detections
+
+    still = IoUTracker()
+    for frame in range(12):  # a still face whose detections jitter by a pixel or two
+        jitter = (0, 2, -1, 1)[frame % 4]
+        [t] = still.update([(200 + jitter, 100, 60, 60)]) if frame % 2 == 0 else still.predict()
+        assert abs(t.box[0] - 200) <= 3
+
+
 def test_pipeline_batches_all_faces_of_a_frame(tiny_model, astronaut, monkeypatch):
     from conftest import group_photo
 

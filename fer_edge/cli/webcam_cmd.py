@@ -29,7 +29,7 @@ def webcam(
     max_frames: Annotated[int, typer.Option(min=0, help="Stop after N frames (0: no bound).")] = 0,
     duration: Annotated[float, typer.Option(min=0, help="Stop after S seconds (0: no bound).")] = 0.0,
     realtime: Annotated[bool, typer.Option(help="Play files at their frame rate, dropping frames when behind.")] = False,
-    detect_every: Annotated[int, typer.Option(min=1, help="Detect every N frames; the tracker carries boxes between.")] = 2,
+    detect_every: Annotated[int, typer.Option(min=1, help="Detect every N frames; between them the tracker moves each box along its motion.")] = 2,
     detect_size: Annotated[int, typer.Option(min=0, help="Detect on a copy whose longer side is this (0: full size).")] = 320,
     smoothing: Annotated[float, typer.Option(min=0.01, max=1.0, help="EMA weight of each new frame (1: no smoothing).")] = 0.25,
     stall_timeout: Annotated[float, typer.Option(help="Seconds without a frame before a live source counts as stalled.")] = 5.0,

@@ -125,8 +125,8 @@ class Pipeline:
             dets = self.recognizer.detect(image)
             tracks = self.tracker.update([d.box for d in dets], [d.score for d in dets])
             self.smoother.forget(self.tracker.ids())
-        else:  # between detections the boxes ride on the tracker
-            tracks = self.tracker.current()
+        else:  # between detections the tracker carries the boxes along their motion
+            tracks = self.tracker.predict()
         self._count += 1
         return tracks
 

@@ -1,4 +1,8 @@
-"""IoU tracker: gives each face a stable id while it stays in view."""
+"""IoU tracker: gives each face a stable id while it stays in view, and moves its box between detections.
+
+Between detection rounds (`--detect-every` > 1) a box would otherwise stand still and then jump; each
+track keeps a damped per-frame velocity from its detections and `predict()` carries the box along it.
+"""
 
 from __future__ import annotations
 
@@ -19,21 +23,29 @@ def iou(a: Box, b: Box) -> float:
 @dataclass
 class Track:
     id: int
-    box: Box
+    box: Box  # where the face is now: detected, or predicted between detections
     score: float = 0.0
     missed: int = 0  # detection rounds since it was last matched
     hits: int = 1
+    detected: Box | None = None  # the last detected box
+    velocity: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # x, y, w, h per frame
+    since: int = 0  # frames since the last detection
 
 
 class IoUTracker:
-    def __init__(self, iou_threshold: float = 0.25, max_missed: int = 5):
+    def __init__(self, iou_threshold: float = 0.25, max_missed: int = 5, damping: float = 0.5):
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
+        self.damping = damping  # share of the old velocity kept at each detection: detector jitter is not motion
         self.tracks: list[Track] = []
         self._next_id = 1
 
     def update(self, boxes: list[Box], scores: list[float] | None = None) -> list[Track]:
-        """Match this round's detections to tracks (greedy by IoU); return the tracks seen now, in box order."""
+        """Match this round's detections to tracks (greedy by IoU); return the tracks seen now, in box order.
+
+        Tracks are matched at their predicted boxes, so a face moving fast between rounds keeps its id.
+        """
+        self._advance()
         scores = scores or [0.0] * len(boxes)
         pairs = sorted(
             ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
@@ -60,13 +72,24 @@ class IoUTracker:
             else:
                 t.hits += 1
                 t.missed = 0
-            t.box, t.score = b, scores[bi]
+                if t.detected is not None and t.since > 0:
+                    seen = tuple((n - o) / t.since for n, o in zip(b, t.detected))
+                    t.velocity = tuple(self.damping * v + (1 - self.damping) * s for v, s in zip(t.velocity, seen))
+            t.box, t.score, t.detected, t.since = b, scores[bi], b, 0
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         return [owner[bi] for bi in range(len(boxes))]
 
-    def current(self) -> list[Track]:
-        """Tracks to carry between detection rounds: those seen in the last round."""
+    def predict(self) -> list[Track]:
+        """A frame without detection: move each track seen in the last round along its velocity."""
+        self._advance()
         return [t for t in self.tracks if t.missed == 0]
+
+    def _advance(self) -> None:
+        for t in self.tracks:
+            t.since += 1
+            if t.missed == 0 and t.detected is not None:
+                x, y, w, h = (d + v * t.since for d, v in zip(t.detected, t.velocity))
+                t.box = (round(x), round(y), max(1, round(w)), max(1, round(h)))
 
     def ids(self) -> set[int]:
         return {t.id for t in self.tracks}
