@@ -14,7 +14,9 @@ from fer_edge.crop import crop_faces
 from fer_edge.detect import Detection, make_detector
 from fer_edge.errors import FerEdgeError
 
-DEFAULT_MODEL_NAME = "fer-edge.onnx"
+# Models shipped inside the package, by the name `--model` accepts. "default" is the most accurate;
+# "fast" trades some accuracy for throughput (see assets/MODEL_CARD.md).
+SHIPPED_MODELS = {"default": "fer-edge.onnx", "fast": "fer-edge-fast.onnx"}
 
 
 @dataclass(frozen=True)
@@ -35,17 +37,23 @@ class Face:
         }
 
 
+def shipped_model_path(name: str = "default") -> Path:
+    """A shipped model, found the same way in an editable and a regular install."""
+    return Path(str(resources.files("fer_edge.assets").joinpath(SHIPPED_MODELS[name])))
+
+
 def default_model_path() -> Path:
-    """The shipped model, found the same way in an editable and a regular install."""
-    return Path(str(resources.files("fer_edge.assets").joinpath(DEFAULT_MODEL_NAME)))
+    return shipped_model_path("default")
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    if model is not None:
+    """A path as given, or a shipped model by name (a file of that name, if one exists, wins)."""
+    if model is not None and (str(model) not in SHIPPED_MODELS or Path(model).exists()):
         return Path(model)
-    path = default_model_path()
+    name = "default" if model is None else str(model)
+    path = shipped_model_path(name)
     if not path.is_file():
-        raise FerEdgeError(f"no --model given and the shipped model is missing at {path}; reinstall fer-edge")
+        raise FerEdgeError(f"the shipped model {name!r} is missing at {path}; reinstall fer-edge")
     return path
 
 

@@ -9,7 +9,7 @@ import pytest
 from fer_edge.classifier import ExpressionClassifier
 from fer_edge.contract import LABELS
 from fer_edge.detect import HaarDetector
-from fer_edge.recognizer import Recognizer, default_model_path
+from fer_edge.recognizer import Recognizer, default_model_path, shipped_model_path
 
 # The official split sizes (shared/data/README.md).
 TRAIN_COUNTS = [3995, 436, 4097, 7215, 4830, 3171, 4965]
@@ -28,12 +28,16 @@ def fer(request):
     return load_dataset(path)
 
 
-@pytest.fixture(scope="module")
-def shipped():
-    path = default_model_path()
+def load_shipped(name: str = "default") -> ExpressionClassifier:
+    path = shipped_model_path(name)
     if not path.is_file():
         pytest.skip(f"no shipped model at {path}")
     return ExpressionClassifier.from_path(path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_shipped()
 
 
 def test_fer2013_splits_have_the_official_counts(fer):
@@ -41,12 +45,15 @@ def test_fer2013_splits_have_the_official_counts(fer):
     assert list(fer["val"].class_counts()) == PUBLIC_TEST_COUNTS
 
 
-def test_shipped_model_on_public_test(fer, shipped):
+# Floors a regression must not cross; the card has the measured figures (default 67.76%, fast 65.87%).
+@pytest.mark.parametrize("name, floor", [("default", 0.67), ("fast", 0.65)])
+def test_shipped_models_on_public_test(fer, name, floor):
+    model = load_shipped(name)
     val = fer["val"]
-    acc = float((shipped.predict_probs(val.x).argmax(1) == val.y).mean())
-    recorded = float(shipped.info.metadata["val_accuracy"])
+    acc = float((model.predict_probs(val.x).argmax(1) == val.y).mean())
+    recorded = float(model.info.metadata["val_accuracy"])
     assert acc == pytest.approx(recorded, abs=1e-4)  # the metadata tells the truth
-    assert acc > 0.67  # the shipped ensemble scores 67.76%; a regression below 67% fails
+    assert acc > floor
 
 
 def test_recognizer_on_real_crops_skips_detection(fer, shipped):

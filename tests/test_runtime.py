@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ from fer_edge.crop import crop_face, square_box
 from fer_edge.detect import HaarDetector, YuNetDetector, make_detector
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.providers import CPU, CUDA, ProviderReport, select_providers
-from fer_edge.recognizer import Recognizer, default_model_path
+from fer_edge.recognizer import SHIPPED_MODELS, Recognizer, default_model_path, resolve_model
 
 # ----------------------------------------------------------------------------------------- providers
 
@@ -240,3 +241,14 @@ def test_recognizer_skips_detection_for_48x48_crops(tiny_model):
 
 def test_default_model_path_points_into_the_package():
     assert default_model_path().parent.name == "assets"
+
+
+def test_shipped_models_are_found_by_name(tmp_path, monkeypatch):
+    assert resolve_model(None) == default_model_path()
+    for name, filename in SHIPPED_MODELS.items():
+        path = resolve_model(name)
+        assert path.name == filename and path.parent == default_model_path().parent and path.is_file()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").write_bytes(b"")
+    assert resolve_model("fast") == Path("fast")  # a file of that name wins over the shipped model
+    assert resolve_model("elsewhere/model.onnx") == Path("elsewhere/model.onnx")
