@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -30,11 +29,11 @@ def faces_per_second(clf: ExpressionClassifier, batch: int, seconds: float) -> f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="*", help="ONNX files (default: the shipped model)")
+    ap.add_argument("models", nargs="*", help="ONNX files or shipped model names (default, fast); default: the default model")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
-    models = [Path(m) for m in args.models] or [resolve_model(None)]
+    models = [resolve_model(m) for m in args.models] or [resolve_model(None)]
 
     table = Table(title=f"onnxruntime CPU, {args.threads} threads")
     for col in ("model", "arch", "TTA", "quant", "MB", "batch 1 faces/s", "batch 1 ms", "batch 64 faces/s"):
