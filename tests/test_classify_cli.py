@@ -198,7 +198,8 @@ def test_annotate_writes_copies(photos, tiny_model, tmp_path):
 def test_info(tiny_model):
     result = run("info", "--model", tiny_model, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    for text in ("onnxruntime", "OpenCV", "numpy", "labels", "runs on", "CPU", "detector: haar"):
+    for text in ("onnxruntime", "OpenCV", "numpy", "labels", "runs on", "CPU", "detector: haar",
+                 "shipped models", "fer-edge-fast.onnx", "fernet-t"):
         assert text in result.stdout
 
 

@@ -116,7 +116,7 @@ def info(
     import fer_edge
     from fer_edge.classifier import ExpressionClassifier
     from fer_edge.detect import make_detector
-    from fer_edge.recognizer import resolve_model
+    from fer_edge.recognizer import SHIPPED_MODELS, resolve_model, shipped_model_path
 
     console = Console()
     versions = Table(title="fer-edge", show_header=False)
@@ -129,6 +129,20 @@ def info(
     ]:
         versions.add_row(name, value)
     console.print(versions)
+
+    shipped = Table(title="shipped models (--model NAME)")
+    for col in ("name", "file", "arch", "PublicTest acc", "MB"):
+        shipped.add_column(col)
+    for name in SHIPPED_MODELS:
+        file = shipped_model_path(name)
+        if not file.is_file():
+            shipped.add_row(name, file.name, "missing: reinstall fer-edge", "", "")
+            continue
+        meta_props = ExpressionClassifier.from_path(file, device="cpu").info.metadata
+        acc = meta_props.get("val_accuracy")
+        shipped.add_row(name, file.name, meta_props.get("arch", "?"), f"{100 * float(acc):.2f}%" if acc else "?",
+                        f"{file.stat().st_size / 1e6:.2f}")
+    console.print(shipped)
 
     path = resolve_model(model)
     clf = ExpressionClassifier.from_path(path, device=device.value)
