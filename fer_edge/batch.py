@@ -1,4 +1,5 @@
-"""Batch classification of image files: a generator that yields one result per file, errors included."""
+"""Batch classification of image and video files: a generator that yields one result per image or sampled
+video frame, errors included."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.imageio import IMAGE_EXTENSIONS, read_image
 from fer_edge.recognizer import Face, Recognizer
+from fer_edge.videoio import VIDEO_EXTENSIONS, is_video, sample_frames
 
 
 @dataclass(frozen=True)
@@ -22,31 +24,49 @@ class FileResult:
     faces: tuple[Face, ...] = ()
     error: str | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)  # kept only when asked (annotation)
+    frame: int | None = None  # video frames only: the frame number in the file
+    time: float | None = None  # and the seconds into it
+
+    @property
+    def is_frame(self) -> bool:
+        return self.frame is not None or (self.error is not None and is_video(self.path))
 
 
-def iter_image_paths(inputs: Iterable[str | Path], recursive: bool = False) -> list[Path]:
-    """Expand files and folders into image paths, in a stable order. Raises UsageError for a bad input."""
+def iter_input_paths(inputs: Iterable[str | Path], recursive: bool = False) -> list[Path]:
+    """Expand files and folders into image and video paths, in a stable order. Raises UsageError for a bad input."""
     paths: list[Path] = []
+    wanted = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
             found = p.rglob("*") if recursive else p.iterdir()
-            images = sorted(f for f in found if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not images:
+            media = sorted(f for f in found if f.is_file() and f.suffix.lower() in wanted)
+            if not media:
                 hint = "" if recursive else " (add --recursive to look in subfolders)"
-                raise UsageError(f"{p}: no images ({', '.join(sorted(IMAGE_EXTENSIONS))}){hint}")
-            paths += images
+                raise UsageError(f"{p}: no images or videos ({', '.join(sorted(wanted))}){hint}")
+            paths += media
         elif p.exists() or p.is_symlink():
-            paths.append(p)  # an explicitly named file is tried whatever its extension
+            paths.append(p)  # an explicitly named file is tried whatever its extension (as an image, unless a video's)
         else:
             raise UsageError(f"{p}: no such file or folder")
     return paths
 
 
 def classify_files(
-    recognizer: Recognizer, paths: Iterable[Path], detect: bool | None = None, keep_images: bool = False
+    recognizer: Recognizer,
+    paths: Iterable[Path],
+    detect: bool | None = None,
+    keep_images: bool = False,
+    video_every: float = 0.5,
 ) -> Iterator[FileResult]:
+    """One result per image, and one per sampled frame of a video (every `video_every` s; 0: every frame).
+
+    A video that fails part-way keeps the frames already yielded and ends with one error result.
+    """
     for path in paths:
+        if is_video(path):
+            yield from _classify_video(recognizer, path, detect, keep_images, video_every)
+            continue
         try:
             image = read_image(path)
             faces = tuple(recognizer.predict(image, detect=detect))
@@ -56,17 +76,36 @@ def classify_files(
         yield FileResult(path, faces, image=image if keep_images else None)
 
 
+def _classify_video(
+    recognizer: Recognizer, path: Path, detect: bool | None, keep_images: bool, every: float
+) -> Iterator[FileResult]:
+    try:
+        for f in sample_frames(path, every):
+            faces = tuple(recognizer.predict(f.image, detect=detect))
+            yield FileResult(path, faces, image=f.image if keep_images else None, frame=f.index, time=round(f.time, 3))
+    except FerEdgeError as e:
+        yield FileResult(path, error=str(e).removeprefix(f"{path}: "))
+
+
 @dataclass
 class BatchStats:
     images: int = 0
+    videos: int = 0
+    frames: int = 0  # sampled video frames classified
     faces: int = 0
-    no_face: int = 0
-    errors: int = 0
+    no_face: int = 0  # images or frames
+    errors: int = 0  # files that failed (a video that fails part-way counts once)
     per_class: Counter = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
+    _video: Path | None = None
 
     def add(self, r: FileResult) -> None:
-        self.images += 1
+        if r.is_frame:
+            if r.path != self._video:
+                self.videos, self._video = self.videos + 1, r.path
+            self.frames += r.frame is not None
+        else:
+            self.images += 1
         if r.error:
             self.errors += 1
         elif not r.faces:
@@ -75,17 +114,27 @@ class BatchStats:
         self.per_class.update(f.label for f in r.faces)
 
     @property
+    def files(self) -> int:
+        return self.images + self.videos
+
+    @property
     def seconds(self) -> float:
         return time.perf_counter() - self.started
 
     def rows(self) -> list[tuple[str, str]]:
         s = max(self.seconds, 1e-9)
-        rows = [
-            ("images", f"{self.images:,}"),
+        rows = [("images", f"{self.images:,}")]
+        if self.videos:
+            rows += [("videos", f"{self.videos:,}"), ("video frames sampled", f"{self.frames:,}")]
+        rows += [
             ("faces", f"{self.faces:,}"),
-            ("images without a face", f"{self.no_face:,}"),
+            ("images without a face" if not self.videos else "images or frames without a face", f"{self.no_face:,}"),
             ("errors", f"{self.errors:,}"),
         ]
         rows += [(f"  {label}", f"{self.per_class.get(label, 0):,}") for label in LABELS]
-        rows += [("images/s", f"{self.images / s:.1f}"), ("faces/s", f"{self.faces / s:.1f}"), ("seconds", f"{s:.2f}")]
+        if self.videos:  # one clock for both, so one rate for both
+            rows += [("images + video frames/s", f"{(self.images + self.frames) / s:.1f}")]
+        else:
+            rows += [("images/s", f"{self.images / s:.1f}")]
+        rows += [("faces/s", f"{self.faces / s:.1f}"), ("seconds", f"{s:.2f}")]
         return rows

@@ -9,8 +9,9 @@ from typing import IO
 from fer_edge.batch import FileResult
 from fer_edge.contract import LABELS
 
-# The required columns, in order, then `error` (empty unless the file could not be read).
-CLASSIFY_COLUMNS = ["path", "face", "x", "y", "w", "h", "det_score", "label", "confidence", *LABELS, "error"]
+# The required columns, in order; then, for video files, the frame number and its time in seconds (empty
+# for images); then `error` (empty unless the file could not be read).
+CLASSIFY_COLUMNS = ["path", "face", "x", "y", "w", "h", "det_score", "label", "confidence", *LABELS, "frame", "time", "error"]
 
 
 class RecordWriter:
@@ -40,15 +41,17 @@ def _r(v: float) -> float:
 def classify_records(result: FileResult, fmt: str) -> list[dict]:
     """One record per face; one with an empty label for no face; one with `error` for a failed file."""
     base = {"path": str(result.path)}
+    video = {"frame": result.frame, "time": result.time} if result.frame is not None else {}
     if result.error:
         return [{**base, "face": None, "error": result.error}] if fmt == "jsonl" else [{**base, "label": "", "error": result.error}]
     if not result.faces:
-        return [{**base, "face": None, "label": ""}] if fmt == "jsonl" else [{**base, "label": ""}]
+        return [{**base, "face": None, "label": "", **video}] if fmt == "jsonl" else [{**base, "label": "", **video}]
     out = []
     for i, f in enumerate(result.faces):
         x, y, w, h = f.box
         rec = {**base, "face": i, "x": x, "y": y, "w": w, "h": h, "det_score": _r(f.det_score), "label": f.label,
                "confidence": _r(f.confidence)}
         rec.update({label: _r(p) for label, p in zip(LABELS, f.probs)})
+        rec.update(video)
         out.append(rec)
     return out

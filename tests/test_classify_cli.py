@@ -195,6 +195,86 @@ def test_annotate_writes_copies(photos, tiny_model, tmp_path):
     assert out.shape == src.shape and np.abs(out.astype(int) - src).sum() > 0
 
 
+def write_clip(path: Path, frame: np.ndarray, frames: int = 60, fps: float = 30) -> Path:
+    """An MJPG clip of one still frame: OpenCV writes and reads it everywhere, with no codec to install."""
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (frame.shape[1], frame.shape[0]))
+    for _ in range(frames):
+        out.write(frame)
+    out.release()
+    return path
+
+
+@pytest.fixture
+def media(tmp_path, astronaut) -> Path:
+    d = tmp_path / "media"
+    d.mkdir()
+    cv2.imwrite(str(d / "one.jpg"), astronaut)
+    write_clip(d / "clip.avi", astronaut)  # 2 s at 30 fps
+    return d
+
+
+def test_videos_in_a_folder_are_sampled(media, tiny_model):
+    result = run("classify", media, "--model", tiny_model, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    image = [r for r in rows if r["path"].endswith("one.jpg")]
+    clip = [r for r in rows if r["path"].endswith("clip.avi")]
+    assert len(image) == 1 and image[0]["frame"] == image[0]["time"] == ""
+    # one frame every 0.5 s: frames 0, 15, 30, 45, each with the astronaut's face found and classified
+    assert [(r["frame"], r["time"]) for r in clip] == [("0", "0.0"), ("15", "0.5"), ("30", "1.0"), ("45", "1.5")]
+    assert all(r["label"] in LABELS and r["face"] == "0" for r in clip)
+    assert clip[0]["label"] == image[0]["label"] and clip[0]["x"] == image[0]["x"]  # the same pipeline per frame
+    summary = " ".join(result.stderr.split())
+    assert "videos │ 1" in summary and "video frames sampled │ 4" in summary
+
+
+def test_video_every_frame_and_jsonl(media, tiny_model, tmp_path):
+    out = tmp_path / "v.jsonl"
+    args = ("--model", tiny_model, "--device", "cpu", "-q", "--format", "jsonl", "--out", out)
+    assert run("classify", media / "clip.avi", "--video-every", "0", *args).exit_code == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["frame"] for r in records] == list(range(60))
+    assert records[3]["time"] == 0.1 and list(records[0])[: len(REQUIRED)] == REQUIRED
+    assert run("classify", media / "one.jpg", *args).exit_code == 0
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert "frame" not in record and "time" not in record  # images carry no video fields
+
+
+def test_truncated_and_broken_videos_keep_good_rows(media, tiny_model):
+    data = (media / "clip.avi").read_bytes()
+    (media / "cut.avi").write_bytes(data[: len(data) // 2])  # the header still announces 60 frames
+    (media / "fake.mp4").write_bytes(b"not a video at all")
+    result = run("classify", media, "--model", tiny_model, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    cut = [r for r in rows if r["path"].endswith("cut.avi")]
+    assert [r["frame"] for r in cut[:-1]] == ["0", "15"] and all(r["label"] in LABELS for r in cut[:-1])
+    assert "stops at frame" in cut[-1]["error"] and "of the 60" in cut[-1]["error"]
+    (fake,) = [r for r in rows if r["path"].endswith("fake.mp4")]
+    assert "not a video OpenCV can decode" in fake["error"]
+    assert len([r for r in rows if r["path"].endswith("clip.avi")]) == 4  # the good video is untouched
+    assert "incomplete" in result.stderr and "rows up to frame 15 are kept" in " ".join(result.stderr.split())
+    strict = run("classify", media, "--model", tiny_model, "--device", "cpu", "-q", "--strict")
+    assert strict.exit_code == 1 and "2 of 4 file(s) failed" in strict.stderr
+
+
+def test_annotate_writes_a_video_of_the_sampled_frames(media, tiny_model, tmp_path):
+    ann = tmp_path / "ann"
+    result = run("classify", media, "--model", tiny_model, "--annotate", ann, "-q", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    cap = cv2.VideoCapture(str(ann / "clip.annotated.mp4"))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 4 and cap.get(cv2.CAP_PROP_FPS) == pytest.approx(2.0)
+    src = cv2.imread(str(media / "one.jpg"))
+    assert frames[0].shape == src.shape and np.abs(frames[0].astype(int) - src).mean() > 1  # boxes drawn
+    assert (ann / "one.annotated.png").is_file()
+
+
 def test_info(tiny_model):
     result = run("info", "--model", tiny_model, "--device", "cpu")
     assert result.exit_code == 0, result.output

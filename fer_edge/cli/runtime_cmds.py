@@ -21,7 +21,7 @@ class Format(str, Enum):
 
 
 def classify(
-    paths: Annotated[list[Path], typer.Argument(help="Image files and folders.", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(help="Image and video files, and folders of them.", show_default=False)],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write rows here instead of stdout.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="csv or jsonl.")] = Format.csv,
     model: ModelOpt = None,
@@ -36,10 +36,16 @@ def classify(
     ] = None,
     annotate_dir: Annotated[Optional[Path], typer.Option("--annotate", help="Write copies with boxes and labels here.")] = None,
     detect_size: Annotated[int, typer.Option(help="Detect on a copy whose longer side is at most this (0: full size).")] = 1280,
+    video_every: Annotated[
+        float, typer.Option(min=0, help="Videos: classify one frame every this many seconds (0: every frame).")
+    ] = 0.5,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
-    """Classify the faces in images: one CSV/JSONL row per face, flushed as it goes.
+    """Classify the faces in images and videos: one CSV/JSONL row per face, flushed as it goes.
+
+    Video files are sampled (--video-every) and each sampled frame is classified on its own; its rows
+    carry `frame` and `time`. For tracked, smoothed per-frame records use `fer-edge webcam --source FILE`.
 
     Exit codes: 0 done (bad files are reported as rows with an error); 1 with --strict when any file
     failed, or when the model cannot be used; 2 usage errors (missing path, empty folder, bad option).
@@ -50,12 +56,13 @@ def classify(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from fer_edge.batch import BatchStats, classify_files, iter_image_paths
+    from fer_edge.batch import BatchStats, classify_files, iter_input_paths
     from fer_edge.recognizer import Recognizer
     from fer_edge.render import annotate
+    from fer_edge.videoio import VideoSink, is_video, probe, samples_in
     from fer_edge.writers import CLASSIFY_COLUMNS, RecordWriter, classify_records
 
-    files = iter_image_paths(paths, recursive=recursive)
+    files = iter_input_paths(paths, recursive=recursive)
     recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
     console = Console(stderr=True, quiet=quiet)
     console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {detector.value}")
@@ -63,7 +70,16 @@ def classify(
         annotate_dir.mkdir(parents=True, exist_ok=True)
 
     stats = BatchStats()
-    written: set[str] = set()
+    names: set[str] = set()
+    sinks: dict[Path, VideoSink] = {}
+
+    def annotated_path(path: Path, suffix: str) -> Path:
+        name = path.stem
+        if name in names:  # same file name from another folder: keep both
+            name = f"{name}_{len(names)}"
+        names.add(name)
+        return annotate_dir / f"{name}.annotated{suffix}"
+
     with ExitStack() as stack:
         if out is not None:
             try:
@@ -73,31 +89,44 @@ def classify(
         else:
             stream = sys.stdout
         writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS)
+
+        @stack.callback
+        def close_videos() -> None:  # annotated videos stay playable after an error or Ctrl-C
+            for sink in sinks.values():
+                sink.close()
+
         progress = stack.enter_context(
             Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
         )
-        task = progress.add_task("classify", total=len(files))
-        results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None)
+        # One step per image or sampled video frame, so that hours of video move the bar too.
+        task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
+        results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
+        previous = None
         for result in results:
             for record in classify_records(result, fmt.value):
                 writer.write(record)
             if result.error:
-                progress.console.print(f"[yellow]skipped[/] {escape(str(result.path))}: {escape(result.error)}")
+                part_way = previous is not None and previous.path == result.path and previous.frame is not None
+                kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
+                verb = "incomplete" if part_way else "skipped"
+                progress.console.print(f"[yellow]{verb}[/] {escape(str(result.path))}: {escape(result.error)}{kept}")
+            elif annotate_dir is not None and result.frame is not None:
+                if result.path not in sinks:
+                    fps = 1 / video_every if video_every > 0 else probe(result.path)[0]
+                    sinks[result.path] = VideoSink(annotated_path(result.path, ".mp4"), fps)
+                sinks[result.path].write(annotate(result.image, result.faces))
             elif annotate_dir is not None:
-                name = result.path.stem
-                if name in written:  # same file name from another folder: keep both
-                    name = f"{name}_{len(written)}"
-                written.add(name)
-                cv2.imwrite(str(annotate_dir / f"{name}.annotated.png"), annotate(result.image, result.faces))
+                cv2.imwrite(str(annotated_path(result.path, ".png")), annotate(result.image, result.faces))
             stats.add(result)
             progress.advance(task)
+            previous = result
 
     table = Table(title="fer-edge classify", show_header=False)
     for name, value in stats.rows():
         table.add_row(name, value)
     console.print(table)
     if strict and stats.errors:
-        raise FerEdgeError(f"{stats.errors} of {stats.images} file(s) failed (--strict)")
+        raise FerEdgeError(f"{stats.errors} of {stats.files} file(s) failed (--strict)")
 
 
 def info(

@@ -43,7 +43,8 @@ def webcam(
 
     from fer_edge.contract import LABELS
     from fer_edge.realtime.capture import VideoSource, parse_source
-    from fer_edge.realtime.loop import RECORD_COLUMNS, LoopOptions, Pipeline, VideoSink, Window, run
+    from fer_edge.realtime.loop import RECORD_COLUMNS, LoopOptions, Pipeline, Window, run
+    from fer_edge.videoio import VideoSink
     from fer_edge.realtime.smooth import EmotionSmoother
     from fer_edge.recognizer import Recognizer
     from fer_edge.writers import RecordWriter

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.videoio import frame_rate
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 
@@ -101,9 +102,7 @@ class VideoSource:
         self.cap = _open_capture(spec, width, height)
         if not self.cap.isOpened():
             raise _open_error(spec)
-        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
-        if not 1 <= self.fps <= 240:
-            self.fps = 30.0
+        self.fps = frame_rate(self.cap)
         self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if spec.kind == "file" else 0
         self.threaded = spec.live or realtime
         self.error: str | None = None  # why a live source ended, if it did

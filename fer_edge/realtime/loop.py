@@ -24,6 +24,7 @@ from fer_edge.realtime.smooth import EmotionSmoother
 from fer_edge.realtime.track import IoUTracker
 from fer_edge.recognizer import Recognizer
 from fer_edge.render import draw_face, draw_hud
+from fer_edge.videoio import VideoSink
 from fer_edge.writers import RecordWriter
 
 STAGES = ("capture", "detect", "classify", "draw")
@@ -208,26 +209,6 @@ class Window:
             cv2.waitKey(1)
         except cv2.error:
             pass
-
-
-class VideoSink:
-    def __init__(self, path: Path, fps: float):
-        self.path, self.fps = path, fps
-        self.writer: cv2.VideoWriter | None = None
-        self.frames = 0
-
-    def write(self, image: np.ndarray) -> None:
-        if self.writer is None:
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() in (".mp4", ".m4v", ".mov") else "MJPG"))
-            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
-            if not self.writer.isOpened():
-                raise FerEdgeError(f"{self.path}: cannot write a video here (check the folder and the extension: .mp4 or .avi)")
-        self.writer.write(image)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
 
 
 def run(
