@@ -22,19 +22,24 @@ from fer_edge.recognizer import Recognizer
 ASTRONAUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "astronaut.jpg"
 
 
-def make_clip(path: Path, size: tuple[int, int], faces: int, frames: int) -> Path:
+def scene(size: tuple[int, int], faces: int, t: float) -> np.ndarray:
+    """A frame of `faces` astronaut faces (a third of the height each) on a noisy background; t in [0, 1)."""
     photo = cv2.imread(str(ASTRONAUT))
     side = size[1] // 3
     face = cv2.resize(photo[10:110, 65:165], (side, side))
+    rng = np.random.default_rng(int(t * 1e6))
+    frame = np.full((size[1], size[0], 3), 100, np.uint8) + rng.integers(0, 8, (size[1], size[0], 3), dtype=np.uint8)
+    for k in range(faces):
+        x = int((size[0] - side) * (0.1 + 0.8 * ((t + k / 3) % 1)))
+        y = int((size[1] - side) * (0.5 + 0.4 * np.sin(t * 10 + k)))
+        frame[y : y + side, x : x + side] = face if k % 2 == 0 else cv2.flip(face, 1)
+    return frame
+
+
+def make_clip(path: Path, size: tuple[int, int], faces: int, frames: int) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, size)
-    rng = np.random.default_rng(0)
     for i in range(frames):
-        frame = np.full((size[1], size[0], 3), 100, np.uint8) + rng.integers(0, 8, (size[1], size[0], 3), dtype=np.uint8)
-        for k in range(faces):
-            x = int((size[0] - side) * (0.1 + 0.8 * ((i / frames + k / 3) % 1)))
-            y = int((size[1] - side) * (0.5 + 0.4 * np.sin(i / 20 + k)))
-            frame[y : y + side, x : x + side] = face if k % 2 == 0 else cv2.flip(face, 1)
-        writer.write(frame)
+        writer.write(scene(size, faces, i / frames))
     writer.release()
     return path
 
