@@ -252,3 +252,40 @@ def test_shipped_models_are_found_by_name(tmp_path, monkeypatch):
     (tmp_path / "fast").write_bytes(b"")
     assert resolve_model("fast") == Path("fast")  # a file of that name wins over the shipped model
     assert resolve_model("elsewhere/model.onnx") == Path("elsewhere/model.onnx")
+
+
+# ---------------------------------------------------------------------------------- the documented API
+
+
+def test_readme_python_api_example_runs():
+    """The README's Python block, run as written from the repository root, on the shipped model."""
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Python API.*?```python\n(.*?)```", text, re.S)
+    assert block, "README lost its Python API example"
+    code = block.group(1) + "\nimport sys\nassert 'torch' not in sys.modules\n"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "CPU" in out or "CUDA" in out
+    assert re.search(r"^\(\d+, \d+, \d+, \d+\) happy 0\.\d\d ", out, re.M), out  # the astronaut smiles
+    assert "astronaut.jpg None None ['happy']" in out
+
+
+def test_top_level_names_load_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fer_edge\n"
+        "assert 'onnxruntime' not in sys.modules and 'cv2' not in sys.modules\n"
+        "from fer_edge import LABELS, Recognizer, FerEdgeError\n"
+        "assert Recognizer.__module__ == 'fer_edge.recognizer' and len(LABELS) == 7\n"
+        "try:\n    fer_edge.nope\nexcept AttributeError as e:\n    assert 'nope' in str(e)\nelse:\n    raise SystemExit(1)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
