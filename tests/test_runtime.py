@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -289,3 +290,44 @@ def test_top_level_names_load_lazily():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_regular_install_ships_both_models_and_the_training_packages(tmp_path):
+    """Build the wheel, install it into a bare folder, and use it from there: what `pip install .` gives."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    # With setuptools at hand, build offline; without it, pip fetches it into an isolated build env.
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, str(root), "-w", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("fer_edge-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    for name in SHIPPED_MODELS.values():
+        assert f"fer_edge/assets/{name}" in names
+    assert "fer_edge/train/trainer.py" in names and "fer_edge/export/__init__.py" in names
+    assert not [n for n in names if n.split("/")[0] in ("train", "export", "tests", "benchmarks")]
+
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:  # a wheel is a zip laid out as site-packages
+        z.extractall(site)
+    code = (
+        "import fer_edge.recognizer as r, fer_edge.train, fer_edge.export\n"
+        "assert r.__file__.startswith(%r), r.__file__\n"
+        "from fer_edge.classifier import ExpressionClassifier\n"
+        "for name in r.SHIPPED_MODELS:\n"
+        "    p = r.shipped_model_path(name)\n"
+        "    assert str(p).startswith(%r), p\n"
+        "    ExpressionClassifier.from_path(p, device='cpu')\n"
+        "print('INSTALLED_OK')\n"
+    ) % (str(site), str(site))
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
+                          capture_output=True, text=True, timeout=120)
+    assert "INSTALLED_OK" in proc.stdout, proc.stderr[-2000:]
