@@ -119,6 +119,15 @@ def test_max_frames_and_detect_every(video, tiny_model, tmp_path):
     assert "--max-frames 10" in result.stderr
 
 
+def test_loop_reports_each_frame_for_progress(video, tiny_model):
+    rec = Recognizer(tiny_model, "haar", device="cpu", detect_size=480)
+    src = VideoSource(parse_source(str(video)))
+    seen = []
+    result = run(src, Pipeline(rec, 2), LoopOptions(2, max_frames=20), on_frame=lambda f: seen.append(f.index))
+    src.close()
+    assert result.frames == 20 and seen == list(range(20))
+
+
 def test_ctrl_c_keeps_outputs_and_prints_the_summary(video, tiny_model, tmp_path, monkeypatch):
     real = Pipeline.classify
     calls = {"n": 0}

@@ -39,14 +39,15 @@ def webcam(
     Keys: q or Esc quit, space pauses, s saves a snapshot, r starts or stops recording.
     """
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from fer_edge.contract import LABELS
     from fer_edge.realtime.capture import VideoSource, parse_source
     from fer_edge.realtime.loop import RECORD_COLUMNS, LoopOptions, Pipeline, Window, run
-    from fer_edge.videoio import VideoSink
     from fer_edge.realtime.smooth import EmotionSmoother
     from fer_edge.recognizer import Recognizer
+    from fer_edge.videoio import VideoSink
     from fer_edge.writers import RecordWriter
 
     console = Console(stderr=True)
@@ -76,8 +77,16 @@ def webcam(
         video = VideoSink(output, src.fps) if output is not None else None
         console.print(f"source {spec.text} ({spec.kind}, {src.fps:.0f} fps{f', {src.frame_count} frames' if src.frame_count else ''})")
         pipeline = Pipeline(recognizer, detect_every, EmotionSmoother(alpha=smoothing))
+        # A headless run over a file can take hours: show how far it is (nothing to show for live sources).
+        bar = spec.kind == "file" and window is None
+        progress = stack.enter_context(Progress(
+            TextColumn("frames"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, transient=True, disable=not bar,
+        ))
+        total = min(n for n in (src.frame_count, max_frames) if n) if (src.frame_count or max_frames) else None
+        task = progress.add_task("frames", total=total)
         result = run(src, pipeline, LoopOptions(detect_every, max_frames, duration), writers, video, window,
-                     log=console.print)
+                     log=progress.console.print, on_frame=lambda frame: progress.advance(task))
 
     table = Table(title=f"fer-edge webcam: {result.frames} frames in {result.seconds:.1f}s "
                         f"({result.fps:.1f} FPS, {result.provider}); stopped by {result.stopped_by}")

@@ -219,6 +219,7 @@ def run(
     video: VideoSink | None = None,
     window: Window | None = None,
     log: Callable[[str], None] = print,
+    on_frame: Callable[[Frame], None] | None = None,
 ) -> LoopResult:
     timings = Timings()
     tracks: dict[int, TrackSummary] = {}
@@ -274,6 +275,8 @@ def run(
                 records += 1
             if video is not None and recording:
                 video.write(canvas)
+            if on_frame is not None:
+                on_frame(frame)
             if window is not None:
                 last_canvas = canvas
                 action = window.show(canvas)
