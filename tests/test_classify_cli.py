@@ -295,3 +295,29 @@ def test_classify_never_imports_torch(photos, tiny_model):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "NO_TORCH_OK" in proc.stdout
+
+
+def test_images_are_decoded_ahead_on_a_second_thread_in_order(photos, tiny_model, monkeypatch):
+    import threading
+
+    import fer_edge.batch as batch
+    from fer_edge.recognizer import Recognizer
+
+    threads = []
+    real = batch.read_image
+
+    def spy(path):
+        threads.append(threading.current_thread().name)
+        return real(path)
+
+    monkeypatch.setattr(batch, "read_image", spy)
+    paths = sorted(p for p in photos.iterdir() if p.suffix != ".txt") + [photos / "missing.jpg"]
+    rec = Recognizer(tiny_model, device="cpu")
+    results = list(batch.classify_files(rec, paths))
+    assert [r.path for r in results] == paths  # input order, whatever the decode timing
+    assert "no such file" in results[-1].error
+    assert threads and all(t.startswith("fer-edge-decode") for t in threads)
+    gen = batch.classify_files(rec, paths)
+    next(gen)
+    gen.close()  # an abandoned run (Ctrl-C) stops the decoder instead of hanging
+    assert not any(t.name.startswith("fer-edge-decode") and t.is_alive() for t in threading.enumerate())
