@@ -59,12 +59,14 @@ def classify_files(
     detect: bool | None = None,
     keep_images: bool = False,
     video_every: float = 0.5,
+    read_ahead: int = 2,
 ) -> Iterator[FileResult]:
     """One result per image, and one per sampled frame of a video (every `video_every` s; 0: every frame).
 
     A video that fails part-way keeps the frames already yielded and ends with one error result.
+    `read_ahead` images are decoded ahead on a second thread (0: decode in turn, on this thread).
     """
-    for path, decoded in _read_ahead(paths):
+    for path, decoded in _read_ahead(paths, read_ahead):
         if decoded is None:
             yield from _classify_video(recognizer, path, detect, keep_images, video_every)
             continue
@@ -82,6 +84,10 @@ def _read_ahead(paths: Iterable[Path], depth: int = 2) -> Iterator[tuple[Path, F
 
     OpenCV decodes a JPEG on one core; done ahead, it overlaps with detection and classification.
     """
+    if depth <= 0:
+        for path in paths:
+            yield path, None if is_video(path) else _decoded_now(path)
+        return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fer-edge-decode")
     queue: deque[tuple[Path, Future | None]] = deque()
     it = iter(paths)
@@ -100,6 +106,15 @@ def _read_ahead(paths: Iterable[Path], depth: int = 2) -> Iterator[tuple[Path, F
             yield item
     finally:  # also on Ctrl-C or an abandoned generator: drop the reads not started yet
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _decoded_now(path: Path) -> Future:
+    done: Future = Future()
+    try:
+        done.set_result(read_image(path))
+    except FerEdgeError as e:
+        done.set_exception(e)
+    return done
 
 
 def _classify_video(

@@ -321,3 +321,17 @@ def test_images_are_decoded_ahead_on_a_second_thread_in_order(photos, tiny_model
     next(gen)
     gen.close()  # an abandoned run (Ctrl-C) stops the decoder instead of hanging
     assert not any(t.name.startswith("fer-edge-decode") and t.is_alive() for t in threading.enumerate())
+
+
+def test_read_ahead_zero_decodes_in_turn_with_the_same_results(photos, tiny_model):
+    import threading
+
+    from fer_edge.batch import classify_files
+    from fer_edge.recognizer import Recognizer
+
+    rec = Recognizer(tiny_model, device="cpu")
+    paths = sorted(photos.glob("*.*"))  # notes.txt included: an error result in both modes
+    ahead = [(r.path, r.faces, r.error) for r in classify_files(rec, paths)]
+    in_turn = [(r.path, r.faces, r.error) for r in classify_files(rec, paths, read_ahead=0)]
+    assert ahead == in_turn and any(e for _, _, e in in_turn)
+    assert not any(t.name.startswith("fer-edge-decode") for t in threading.enumerate())
