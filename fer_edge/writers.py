@@ -15,23 +15,28 @@ CLASSIFY_COLUMNS = ["path", "face", "x", "y", "w", "h", "det_score", "label", "c
 
 
 class RecordWriter:
-    """Writes dict records with fixed columns as CSV (header first) or JSONL; flushes each one."""
+    """Writes dict records with fixed columns as CSV (header first) or JSONL; flushes each one.
 
-    def __init__(self, stream: IO[str], fmt: str, columns: list[str]):
+    header=False appends to a CSV that already has its header; flush=False is for bulk rewrites.
+    """
+
+    def __init__(self, stream: IO[str], fmt: str, columns: list[str], header: bool = True, flush: bool = True):
         if fmt not in ("csv", "jsonl"):
             raise ValueError(f"unknown format {fmt!r}")
-        self.stream, self.fmt, self.columns = stream, fmt, columns
+        self.stream, self.fmt, self.columns, self.flush = stream, fmt, columns, flush
         if fmt == "csv":
             self._csv = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-            self._csv.writeheader()
-            stream.flush()
+            if header:
+                self._csv.writeheader()
+                stream.flush()
 
     def write(self, record: dict) -> None:
         if self.fmt == "csv":
             self._csv.writerow({k: "" if v is None else v for k, v in record.items()})
         else:
             self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self.stream.flush()
+        if self.flush:
+            self.stream.flush()
 
 
 def _r(v: float) -> float:

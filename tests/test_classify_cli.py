@@ -166,24 +166,30 @@ def test_missing_and_invalid_model(photos, tmp_path):
     assert result.exit_code == 1 and "cannot load" in result.stderr
 
 
-def test_rows_already_written_survive_an_interruption(photos, tiny_model, tmp_path, monkeypatch):
+def interrupt_after(monkeypatch, n: int) -> None:
+    """Ctrl-C after n results."""
     import fer_edge.batch as batch
 
     real = batch.classify_files
 
     def interrupted(*args, **kwargs):
         for i, result in enumerate(real(*args, **kwargs)):
-            if i == 2:
+            if i == n:
                 raise KeyboardInterrupt
             yield result
 
     monkeypatch.setattr(batch, "classify_files", interrupted)
+
+
+def test_rows_already_written_survive_an_interruption(photos, tiny_model, tmp_path, monkeypatch):
+    interrupt_after(monkeypatch, 2)
     out = tmp_path / "partial.csv"
     result = run("classify", photos, "--model", tiny_model, "--out", out, "-q", "--device", "cpu")
     assert result.exit_code != 0
     rows = list(csv.DictReader(out.open()))
     names = {Path(r["path"]).name for r in rows}
     assert len(names) == 2  # the two files finished before Ctrl-C, complete and parseable
+    assert "run the same command with --resume" in result.stderr
 
 
 def test_annotate_writes_copies(photos, tiny_model, tmp_path):
@@ -335,3 +341,59 @@ def test_read_ahead_zero_decodes_in_turn_with_the_same_results(photos, tiny_mode
     in_turn = [(r.path, r.faces, r.error) for r in classify_files(rec, paths, read_ahead=0)]
     assert ahead == in_turn and any(e for _, _, e in in_turn)
     assert not any(t.name.startswith("fer-edge-decode") for t in threading.enumerate())
+
+
+# ------------------------------------------------------------------------------------------------ --resume
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_resume_finishes_an_interrupted_run_as_if_it_had_not_stopped(photos, tiny_model, tmp_path, monkeypatch, fmt):
+    args = ("classify", photos, "--model", tiny_model, "--device", "cpu", "--format", fmt, "-q")
+    full = tmp_path / f"full.{fmt}"
+    assert run(*args, "--out", full).exit_code == 0
+    out = tmp_path / f"part.{fmt}"
+    with monkeypatch.context() as m:
+        interrupt_after(m, 2)  # stops after the 2nd of 4 files: blank.bmp and crop.png are written
+        assert run(*args, "--out", out).exit_code == 130
+    with out.open("a") as f:
+        f.write(out.read_text().splitlines()[-1][:25])  # as if killed in the middle of writing a row
+    result = run(*args[:-1], "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == full.read_text()  # nothing lost, nothing twice, the cut row gone
+    # the last file written is redone: it may have been cut off between two faces
+    assert "1 file(s) already done, 3 to classify" in " ".join(result.stderr.split())
+    again = run(*args, "--out", out, "--resume")  # a finished file: only the last file is redone
+    assert again.exit_code == 0 and out.read_text() == full.read_text()
+
+
+def test_resume_retries_files_that_failed(tmp_path, tiny_model, astronaut):
+    d = tmp_path / "in"
+    d.mkdir()
+    cv2.imwrite(str(d / "a.jpg"), astronaut)
+    (d / "b.jpg").write_text("not yet an image")
+    cv2.imwrite(str(d / "c.jpg"), astronaut)
+    out = tmp_path / "out.csv"
+    args = ("classify", d, "--model", tiny_model, "--device", "cpu", "-q", "--out", out)
+    assert run(*args).exit_code == 0
+    assert "not a decodable image" in out.read_text()
+    cv2.imwrite(str(d / "b.jpg"), astronaut)  # fixed
+    assert run(*args, "--resume").exit_code == 0
+    rows = list(csv.DictReader(out.open()))
+    assert sorted(Path(r["path"]).name for r in rows) == ["a.jpg", "b.jpg", "c.jpg"]
+    assert all(r["error"] == "" and r["label"] in LABELS for r in rows)
+
+
+def test_resume_refuses_a_foreign_file_and_needs_out(photos, tiny_model, tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("id,score\n1,2\n")
+    result = run("classify", photos, "--model", tiny_model, "--out", other, "--resume")
+    assert result.exit_code == 1 and "columns are not those of `fer-edge classify`" in result.stderr
+    assert other.read_text() == "id,score\n1,2\n"  # untouched
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"path": "x"}\nnot json\n{"path": "y"}\n')
+    result = run("classify", photos, "--model", tiny_model, "--format", "jsonl", "--out", bad, "--resume")
+    assert result.exit_code == 1 and "line 2" in result.stderr
+    assert run("classify", photos, "--model", tiny_model, "--resume").exit_code == 2
+    fresh = tmp_path / "new.csv"  # nothing to resume: a normal run
+    assert run("classify", photos, "--model", tiny_model, "--device", "cpu", "-q", "--out", fresh, "--resume").exit_code == 0
+    assert fresh.read_text().startswith("path,face,")

@@ -39,6 +39,9 @@ def classify(
     video_every: Annotated[
         float, typer.Option(min=0, help="Videos: classify one frame every this many seconds (0: every frame).")
     ] = 0.5,
+    resume: Annotated[
+        bool, typer.Option(help="With --out: keep the files an interrupted run finished there, and classify the rest.")
+    ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
@@ -59,15 +62,24 @@ def classify(
     from fer_edge.batch import BatchStats, classify_files, iter_input_paths
     from fer_edge.recognizer import Recognizer
     from fer_edge.render import annotate
+    from fer_edge.resume import finished_paths
     from fer_edge.videoio import VideoSink, is_video, probe, samples_in
     from fer_edge.writers import CLASSIFY_COLUMNS, RecordWriter, classify_records
 
+    if resume and out is None:
+        raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")
     files = iter_input_paths(paths, recursive=recursive)
+    appending = resume and out.exists() and out.stat().st_size > 0
     recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
     console = Console(stderr=True, quiet=quiet)
     console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {detector.value}")
     if annotate_dir is not None:
         annotate_dir.mkdir(parents=True, exist_ok=True)
+    if appending:
+        done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
+        todo = [p for p in files if str(p) not in done]
+        console.print(f"resuming {out}: {len(files) - len(todo)} file(s) already done, {len(todo)} to classify")
+        files = todo
 
     stats = BatchStats()
     names: set[str] = set()
@@ -80,46 +92,51 @@ def classify(
         names.add(name)
         return annotate_dir / f"{name}.annotated{suffix}"
 
-    with ExitStack() as stack:
+    try:
+        with ExitStack() as stack:
+            if out is not None:
+                try:
+                    stream = stack.enter_context(open(out, "a" if appending else "w", encoding="utf-8", newline=""))
+                except OSError as e:
+                    raise UsageError(f"{out}: cannot write ({e.strerror})") from None
+            else:
+                stream = sys.stdout
+            writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS, header=not appending)
+
+            @stack.callback
+            def close_videos() -> None:  # annotated videos stay playable after an error or Ctrl-C
+                for sink in sinks.values():
+                    sink.close()
+
+            progress = stack.enter_context(
+                Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
+            )
+            # One step per image or sampled video frame, so that hours of video move the bar too.
+            task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
+            results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
+            previous = None
+            for result in results:
+                for record in classify_records(result, fmt.value):
+                    writer.write(record)
+                if result.error:
+                    part_way = previous is not None and previous.path == result.path and previous.frame is not None
+                    kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
+                    verb = "incomplete" if part_way else "skipped"
+                    progress.console.print(f"[yellow]{verb}[/] {escape(str(result.path))}: {escape(result.error)}{kept}")
+                elif annotate_dir is not None and result.frame is not None:
+                    if result.path not in sinks:
+                        fps = 1 / video_every if video_every > 0 else probe(result.path)[0]
+                        sinks[result.path] = VideoSink(annotated_path(result.path, ".mp4"), fps)
+                    sinks[result.path].write(annotate(result.image, result.faces))
+                elif annotate_dir is not None:
+                    cv2.imwrite(str(annotated_path(result.path, ".png")), annotate(result.image, result.faces))
+                stats.add(result)
+                progress.advance(task)
+                previous = result
+    except KeyboardInterrupt:
         if out is not None:
-            try:
-                stream = stack.enter_context(open(out, "w", encoding="utf-8", newline=""))
-            except OSError as e:
-                raise UsageError(f"{out}: cannot write ({e.strerror})") from None
-        else:
-            stream = sys.stdout
-        writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS)
-
-        @stack.callback
-        def close_videos() -> None:  # annotated videos stay playable after an error or Ctrl-C
-            for sink in sinks.values():
-                sink.close()
-
-        progress = stack.enter_context(
-            Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
-        )
-        # One step per image or sampled video frame, so that hours of video move the bar too.
-        task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
-        results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
-        previous = None
-        for result in results:
-            for record in classify_records(result, fmt.value):
-                writer.write(record)
-            if result.error:
-                part_way = previous is not None and previous.path == result.path and previous.frame is not None
-                kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
-                verb = "incomplete" if part_way else "skipped"
-                progress.console.print(f"[yellow]{verb}[/] {escape(str(result.path))}: {escape(result.error)}{kept}")
-            elif annotate_dir is not None and result.frame is not None:
-                if result.path not in sinks:
-                    fps = 1 / video_every if video_every > 0 else probe(result.path)[0]
-                    sinks[result.path] = VideoSink(annotated_path(result.path, ".mp4"), fps)
-                sinks[result.path].write(annotate(result.image, result.faces))
-            elif annotate_dir is not None:
-                cv2.imwrite(str(annotated_path(result.path, ".png")), annotate(result.image, result.faces))
-            stats.add(result)
-            progress.advance(task)
-            previous = result
+            typer.echo(f"to continue where this stopped, run the same command with --resume (it appends to {out})", err=True)
+        raise
 
     table = Table(title="fer-edge classify", show_header=False)
     for name, value in stats.rows():

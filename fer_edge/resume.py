@@ -1,0 +1,63 @@
+"""Resuming `fer-edge classify --out FILE --resume`: keep the files that finished cleanly, redo the rest."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from fer_edge.errors import FerEdgeError
+from fer_edge.writers import RecordWriter
+
+
+def _complete_lines(out: Path) -> str:
+    try:
+        text = out.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise FerEdgeError(f"{out}: cannot read it to resume ({getattr(e, 'strerror', None) or e})") from None
+    # A run killed in the middle of a write leaves a partial last line: it belongs to the file redone anyway.
+    return text[: text.rfind("\n") + 1]
+
+
+def _read_records(out: Path, fmt: str, columns: list[str]) -> list[dict]:
+    text = _complete_lines(out)
+    if fmt == "csv":
+        if not text:
+            return []
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames != columns:
+            raise FerEdgeError(f"{out}: its columns are not those of `fer-edge classify` (format csv); "
+                               "resume into the file the interrupted run wrote, or start a new one")
+        return list(reader)
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or "path" not in record:
+            raise FerEdgeError(f"{out}, line {n}: not a `fer-edge classify` JSONL record; cannot resume into this file")
+        records.append(record)
+    return records
+
+
+def finished_paths(out: Path, fmt: str, columns: list[str]) -> set[str]:
+    """Rewrite `out` with only the rows of files that finished without an error; return those paths.
+
+    Redone: the last file in `out`, which may have been cut off between two faces or in the middle of a
+    video, and every file with an error row, which may read now (permissions fixed, file replaced).
+    """
+    records = _read_records(out, fmt, columns)
+    if not records:
+        return set()
+    redo = {records[-1]["path"]} | {r["path"] for r in records if r.get("error")}
+    keep = [r for r in records if r["path"] not in redo]
+    tmp = out.with_name(out.name + ".resume.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = RecordWriter(f, fmt, columns, flush=False)
+        for r in keep:
+            writer.write(r)
+    os.replace(tmp, out)  # atomic: an interruption here leaves the old file whole
+    return {r["path"] for r in keep}
