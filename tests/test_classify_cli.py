@@ -397,3 +397,24 @@ def test_resume_refuses_a_foreign_file_and_needs_out(photos, tiny_model, tmp_pat
     fresh = tmp_path / "new.csv"  # nothing to resume: a normal run
     assert run("classify", photos, "--model", tiny_model, "--device", "cpu", "-q", "--out", fresh, "--resume").exit_code == 0
     assert fresh.read_text().startswith("path,face,")
+
+
+def test_readme_classify_example_matches_the_shipped_model():
+    """The README shows `fer-edge classify tests/data/` on the shipped model: its header and row must hold."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    shown = re.search(r"\$ fer-edge classify tests/data/\n[^\n]*\n(path,[^\n]*)\n(tests/data/astronaut\.jpg,[^\n]*)\n", readme)
+    assert shown, "README lost its classify example"
+    header, row = shown.group(1), next(csv.DictReader(io.StringIO(shown.group(1) + "\n" + shown.group(2) + "\n")))
+    proc = subprocess.run([sys.executable, "-m", "fer_edge", "classify", "tests/data/", "--device", "cpu", "-q"],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == header == ",".join(CLASSIFY_COLUMNS)
+    (got,) = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert (got["path"], got["face"], got["label"]) == (row["path"], row["face"], row["label"])
+    for key in ("x", "y", "w", "h"):  # the detector is deterministic; allow a pixel for OpenCV builds
+        assert abs(int(got[key]) - int(row[key])) <= 1
+    for key in ("confidence", *LABELS):  # int8 kernels differ a little between CPUs
+        assert abs(float(got[key]) - float(row[key])) < 0.02, key
