@@ -1,13 +1,20 @@
-"""Row writers for per-face results: CSV or JSONL, flushed after every record so nothing written is lost."""
+"""Output of batch classification: rows (CSV or JSONL, flushed after every record so nothing written is
+lost) and annotated copies (a PNG per image, an MP4 of the sampled frames per video)."""
 
 from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 from typing import IO
+
+import cv2
 
 from fer_edge.batch import FileResult
 from fer_edge.contract import LABELS
+from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.render import annotate
+from fer_edge.videoio import VideoSink, probe
 
 # The required columns, in order; then, for video files, the frame number and its time in seconds (empty
 # for images); then `error` (empty unless the file could not be read).
@@ -60,3 +67,42 @@ def classify_records(result: FileResult, fmt: str) -> list[dict]:
         rec.update(video)
         out.append(rec)
     return out
+
+
+class AnnotatedCopies:
+    """Writes `--annotate` copies into a folder. Files with the same name from different folders are kept
+    apart; video writers stay open across a video's frames and are closed by close(), even on Ctrl-C."""
+
+    def __init__(self, folder: Path, video_every: float):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"{folder}: cannot create the --annotate folder ({e.strerror or e})") from None
+        self.folder, self.video_every = folder, video_every
+        self.names: set[str] = set()
+        self.videos: dict[Path, VideoSink] = {}
+
+    def _path(self, source: Path, suffix: str) -> Path:
+        name = source.stem
+        if name in self.names:
+            name = f"{name}_{len(self.names)}"
+        self.names.add(name)
+        return self.folder / f"{name}.annotated{suffix}"
+
+    def add(self, result: FileResult) -> None:
+        if result.error or result.image is None:
+            return
+        canvas = annotate(result.image, result.faces)
+        if result.frame is None:
+            path = self._path(result.path, ".png")
+            if not cv2.imwrite(str(path), canvas):
+                raise FerEdgeError(f"{path}: cannot write the annotated copy (disk full, or no permission?)")
+            return
+        if result.path not in self.videos:  # sampled frames play at the sampling rate
+            fps = 1 / self.video_every if self.video_every > 0 else probe(result.path)[0]
+            self.videos[result.path] = VideoSink(self._path(result.path, ".mp4"), fps)
+        self.videos[result.path].write(canvas)
+
+    def close(self) -> None:
+        for sink in self.videos.values():
+            sink.close()

@@ -418,3 +418,11 @@ def test_readme_classify_example_matches_the_shipped_model():
         assert abs(int(got[key]) - int(row[key])) <= 1
     for key in ("confidence", *LABELS):  # int8 kernels differ a little between CPUs
         assert abs(float(got[key]) - float(row[key])) < 0.02, key
+
+
+def test_annotate_folder_that_cannot_be_made_is_a_usage_error(photos, tiny_model, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the folder should go")
+    result = run("classify", photos, "--model", tiny_model, "--annotate", blocker / "ann", "--device", "cpu")
+    assert result.exit_code == 2 and "cannot create the --annotate folder" in result.stderr
+    assert "Traceback" not in result.output

@@ -53,7 +53,6 @@ def classify(
     Exit codes: 0 done (bad files are reported as rows with an error); 1 with --strict when any file
     failed, or when the model cannot be used; 2 usage errors (missing path, empty folder, bad option).
     """
-    import cv2
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -61,10 +60,9 @@ def classify(
 
     from fer_edge.batch import BatchStats, classify_files, iter_input_paths
     from fer_edge.recognizer import Recognizer
-    from fer_edge.render import annotate
     from fer_edge.resume import finished_paths
-    from fer_edge.videoio import VideoSink, is_video, probe, samples_in
-    from fer_edge.writers import CLASSIFY_COLUMNS, RecordWriter, classify_records
+    from fer_edge.videoio import is_video, samples_in
+    from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, RecordWriter, classify_records
 
     if resume and out is None:
         raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")
@@ -73,8 +71,6 @@ def classify(
     recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
     console = Console(stderr=True, quiet=quiet)
     console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {detector.value}")
-    if annotate_dir is not None:
-        annotate_dir.mkdir(parents=True, exist_ok=True)
     if appending:
         done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
         todo = [p for p in files if str(p) not in done]
@@ -82,16 +78,6 @@ def classify(
         files = todo
 
     stats = BatchStats()
-    names: set[str] = set()
-    sinks: dict[Path, VideoSink] = {}
-
-    def annotated_path(path: Path, suffix: str) -> Path:
-        name = path.stem
-        if name in names:  # same file name from another folder: keep both
-            name = f"{name}_{len(names)}"
-        names.add(name)
-        return annotate_dir / f"{name}.annotated{suffix}"
-
     try:
         with ExitStack() as stack:
             if out is not None:
@@ -102,12 +88,9 @@ def classify(
             else:
                 stream = sys.stdout
             writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS, header=not appending)
-
-            @stack.callback
-            def close_videos() -> None:  # annotated videos stay playable after an error or Ctrl-C
-                for sink in sinks.values():
-                    sink.close()
-
+            copies = AnnotatedCopies(annotate_dir, video_every) if annotate_dir is not None else None
+            if copies is not None:
+                stack.callback(copies.close)  # annotated videos stay playable after an error or Ctrl-C
             progress = stack.enter_context(
                 Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
             )
@@ -123,13 +106,8 @@ def classify(
                     kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
                     verb = "incomplete" if part_way else "skipped"
                     progress.console.print(f"[yellow]{verb}[/] {escape(str(result.path))}: {escape(result.error)}{kept}")
-                elif annotate_dir is not None and result.frame is not None:
-                    if result.path not in sinks:
-                        fps = 1 / video_every if video_every > 0 else probe(result.path)[0]
-                        sinks[result.path] = VideoSink(annotated_path(result.path, ".mp4"), fps)
-                    sinks[result.path].write(annotate(result.image, result.faces))
-                elif annotate_dir is not None:
-                    cv2.imwrite(str(annotated_path(result.path, ".png")), annotate(result.image, result.faces))
+                elif copies is not None:
+                    copies.add(result)
                 stats.add(result)
                 progress.advance(task)
                 previous = result
