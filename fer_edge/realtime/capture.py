@@ -54,7 +54,7 @@ def parse_source(text: str) -> SourceSpec:
     if not path.exists():
         raise UsageError(f"{text}: no such video file (give a camera index like 0, a /dev/videoN path, a file or a URL)")
     if path.is_dir():
-        raise UsageError(f"{text}: is a folder; for images use `fer-edge classify`")
+        raise UsageError(f"{text}: is a folder; for folders of images or videos use `fer-edge classify`")
     return SourceSpec("file", str(path), text)
 
 
