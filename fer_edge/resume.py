@@ -44,15 +44,15 @@ def _read_records(out: Path, fmt: str, columns: list[str]) -> list[dict]:
 
 
 def finished_paths(out: Path, fmt: str, columns: list[str]) -> set[str]:
-    """Rewrite `out` with only the rows of files that finished without an error; return those paths.
+    """Rewrite `out` (a CSV with its header) with only the rows of files that finished without an error;
+    return those paths. The caller then appends.
 
     Redone: the last file in `out`, which may have been cut off between two faces or in the middle of a
     video, and every file with an error row, which may read now (permissions fixed, file replaced).
     """
     records = _read_records(out, fmt, columns)
-    if not records:
-        return set()
-    redo = {records[-1]["path"]} | {r["path"] for r in records if r.get("error")}
+    redo = {records[-1]["path"]} if records else set()
+    redo |= {r["path"] for r in records if r.get("error")}
     keep = [r for r in records if r["path"] not in redo]
     tmp = out.with_name(out.name + ".resume.tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as f:

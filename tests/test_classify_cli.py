@@ -364,6 +364,10 @@ def test_resume_finishes_an_interrupted_run_as_if_it_had_not_stopped(photos, tin
     assert "1 file(s) already done, 3 to classify" in " ".join(result.stderr.split())
     again = run(*args, "--out", out, "--resume")  # a finished file: only the last file is redone
     assert again.exit_code == 0 and out.read_text() == full.read_text()
+    for start in ("", "path,fa", '{"path": "x'):  # killed before the first complete line
+        out.write_text(start)
+        assert run(*args, "--out", out, "--resume").exit_code == 0
+        assert out.read_text() == full.read_text()
 
 
 def test_resume_retries_files_that_failed(tmp_path, tiny_model, astronaut):

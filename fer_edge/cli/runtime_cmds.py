@@ -67,7 +67,7 @@ def classify(
     if resume and out is None:
         raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")
     files = iter_input_paths(paths, recursive=recursive)
-    appending = resume and out.exists() and out.stat().st_size > 0
+    appending = resume and out.exists()
     recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
     console = Console(stderr=True, quiet=quiet)
     console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {detector.value}")
