@@ -24,10 +24,10 @@ from webcam_fps import make_clip, scene
 PHOTO_SIZES = ((640, 480), (1920, 1080), (4032, 3024))  # VGA, full HD, a 12 MP phone photo
 
 
-def timed(rec: Recognizer, paths: list[Path], every: float = 0.5, read_ahead: int = 2) -> tuple[int, int, float]:
+def timed(rec: Recognizer, paths: list[Path], every: float = 0.5) -> tuple[int, int, float]:
     items = faces = 0
     t0 = time.perf_counter()
-    for result in classify_files(rec, paths, video_every=every, read_ahead=read_ahead):
+    for result in classify_files(rec, paths, video_every=every):
         assert result.error is None, result.error
         items += 1
         faces += len(result.faces)
@@ -42,12 +42,11 @@ def main() -> None:
     ap.add_argument("--video-seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--detect-size", type=int, default=1280)
-    ap.add_argument("--read-ahead", default="2", help="images decoded ahead; a list such as 0,2 compares them")
     args = ap.parse_args()
     detectors = ["haar"] + (["yunet"] if args.detector_model else [])
 
     table = Table(title=f"fer-edge classify, {args.threads} threads, detect at <= {args.detect_size} px")
-    for col in ("input", "faces", "detector", "read ahead", "items", "faces found", "items/s", "faces/s", "ms/item"):
+    for col in ("input", "faces", "detector", "items", "faces found", "items/s", "faces/s", "ms/item"):
         table.add_column(col, justify="left" if col in ("input", "detector") else "right")
     with tempfile.TemporaryDirectory() as tmp:
         sets = []
@@ -65,10 +64,9 @@ def main() -> None:
             rec = Recognizer(args.model, det, args.detector_model, "cpu", args.threads, detect_size=args.detect_size)
             timed(rec, sets[0][2][:2])  # warm-up: session, first-call allocations
             for name, faces, paths, every in sets:
-                for ahead in (int(a) for a in args.read_ahead.split(",")):
-                    items, found, seconds = timed(rec, paths, every, ahead)
-                    table.add_row(name, str(faces), det, str(ahead), str(items), str(found), f"{items / seconds:.1f}",
-                                  f"{found / seconds:.1f}", f"{1000 * seconds / items:.1f}")
+                items, found, seconds = timed(rec, paths, every)
+                table.add_row(name, str(faces), det, str(items), str(found), f"{items / seconds:.1f}",
+                              f"{found / seconds:.1f}", f"{1000 * seconds / items:.1f}")
     Console(width=200).print(table)
     print(f"video clip: {frames} frames at 30 fps ({args.video_seconds:g} s); 'every frame' at N items/s runs at N/30x real time")
 

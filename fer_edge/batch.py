@@ -4,8 +4,7 @@ video frame, errors included."""
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -59,62 +58,22 @@ def classify_files(
     detect: bool | None = None,
     keep_images: bool = False,
     video_every: float = 0.5,
-    read_ahead: int = 2,
 ) -> Iterator[FileResult]:
     """One result per image, and one per sampled frame of a video (every `video_every` s; 0: every frame).
 
     A video that fails part-way keeps the frames already yielded and ends with one error result.
-    `read_ahead` images are decoded ahead on a second thread (0: decode in turn, on this thread).
     """
-    for path, decoded in _read_ahead(paths, read_ahead):
-        if decoded is None:
+    for path in paths:
+        if is_video(path):
             yield from _classify_video(recognizer, path, detect, keep_images, video_every)
             continue
         try:
-            image = decoded.result()
+            image = read_image(path)
             faces = tuple(recognizer.predict(image, detect=detect))
         except FerEdgeError as e:
             yield FileResult(path, error=str(e).removeprefix(f"{path}: "))
             continue
         yield FileResult(path, faces, image=image if keep_images else None)
-
-
-def _read_ahead(paths: Iterable[Path], depth: int = 2) -> Iterator[tuple[Path, Future | None]]:
-    """Pair each path with its decoding, started `depth` images ahead on a second thread (None for videos).
-
-    OpenCV decodes a JPEG on one core; done ahead, it overlaps with detection and classification.
-    """
-    if depth <= 0:
-        for path in paths:
-            yield path, None if is_video(path) else _decoded_now(path)
-        return
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fer-edge-decode")
-    queue: deque[tuple[Path, Future | None]] = deque()
-    it = iter(paths)
-
-    def submit_next() -> None:
-        path = next(it, None)
-        if path is not None:
-            queue.append((path, None if is_video(path) else pool.submit(read_image, path)))
-
-    try:
-        for _ in range(depth):
-            submit_next()
-        while queue:
-            item = queue.popleft()
-            submit_next()
-            yield item
-    finally:  # also on Ctrl-C or an abandoned generator: drop the reads not started yet
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _decoded_now(path: Path) -> Future:
-    done: Future = Future()
-    try:
-        done.set_result(read_image(path))
-    except FerEdgeError as e:
-        done.set_exception(e)
-    return done
 
 
 def _classify_video(

@@ -303,46 +303,6 @@ def test_classify_never_imports_torch(photos, tiny_model):
     assert "NO_TORCH_OK" in proc.stdout
 
 
-def test_images_are_decoded_ahead_on_a_second_thread_in_order(photos, tiny_model, monkeypatch):
-    import threading
-
-    import fer_edge.batch as batch
-    from fer_edge.recognizer import Recognizer
-
-    threads = []
-    real = batch.read_image
-
-    def spy(path):
-        threads.append(threading.current_thread().name)
-        return real(path)
-
-    monkeypatch.setattr(batch, "read_image", spy)
-    paths = sorted(p for p in photos.iterdir() if p.suffix != ".txt") + [photos / "missing.jpg"]
-    rec = Recognizer(tiny_model, device="cpu")
-    results = list(batch.classify_files(rec, paths))
-    assert [r.path for r in results] == paths  # input order, whatever the decode timing
-    assert "no such file" in results[-1].error
-    assert threads and all(t.startswith("fer-edge-decode") for t in threads)
-    gen = batch.classify_files(rec, paths)
-    next(gen)
-    gen.close()  # an abandoned run (Ctrl-C) stops the decoder instead of hanging
-    assert not any(t.name.startswith("fer-edge-decode") and t.is_alive() for t in threading.enumerate())
-
-
-def test_read_ahead_zero_decodes_in_turn_with_the_same_results(photos, tiny_model):
-    import threading
-
-    from fer_edge.batch import classify_files
-    from fer_edge.recognizer import Recognizer
-
-    rec = Recognizer(tiny_model, device="cpu")
-    paths = sorted(photos.glob("*.*"))  # notes.txt included: an error result in both modes
-    ahead = [(r.path, r.faces, r.error) for r in classify_files(rec, paths)]
-    in_turn = [(r.path, r.faces, r.error) for r in classify_files(rec, paths, read_ahead=0)]
-    assert ahead == in_turn and any(e for _, _, e in in_turn)
-    assert not any(t.name.startswith("fer-edge-decode") for t in threading.enumerate())
-
-
 # ------------------------------------------------------------------------------------------------ --resume
 
 
