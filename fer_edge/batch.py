@@ -97,7 +97,7 @@ class BatchStats:
     errors: int = 0  # files that failed (a video that fails part-way counts once)
     per_class: Counter = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
-    _video: Path | None = None
+    _video: Path | None = field(default=None, repr=False)  # the video being counted
 
     def add(self, r: FileResult) -> None:
         if r.is_frame:
