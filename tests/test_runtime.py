@@ -299,12 +299,17 @@ def test_a_regular_install_ships_both_models_and_the_training_packages(tmp_path)
     import zipfile
 
     import importlib.util
+    import shutil
 
     root = Path(__file__).resolve().parents[1]
     # With setuptools at hand, build offline; without it, pip fetches it into an isolated build env.
     isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    # Build from a copy: setuptools builds in-tree, and a stale build/ could carry files the source lost.
+    source = tmp_path / "source"
+    shutil.copytree(root, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "runs", "*.egg-info", "__pycache__", ".pytest_cache", ".cache", ".carry", ".whl"))
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, str(root), "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, str(source), "-w", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )
     assert build.returncode == 0, build.stderr[-2000:]
