@@ -380,6 +380,14 @@ def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, 
     produced = {o: n.op_type for n in model.graph.node for o in n.output}
     weight_src = [produced.get(n.input[1], "initializer") for n in model.graph.node if n.op_type == "Conv"]
     assert weight_src.count("initializer") == 2 and weight_src.count("DequantizeLinear") == len(weight_src) - 2
+    # real probabilities: the head, softmax and TTA average run in fp32, after the last quantised layer
+    from fer_edge.classifier import ExpressionClassifier
+
+    probs = ExpressionClassifier.from_path(out, device="cpu").predict_probs(
+        np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8))
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    assert len(np.unique(probs)) > 1000  # a quantised output gave 26 distinct values on 256 faces
+    assert model.graph.node[-1].op_type not in ("QuantizeLinear", "DequantizeLinear")
 
 
 def _second_run(csv_data, tmp_path, seed: int = 7, data: Path | None = None) -> Path:

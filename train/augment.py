@@ -21,6 +21,8 @@ class AugmentConfig:
     brightness: float = 0.2  # max additive change, fraction of full range
     contrast: float = 0.2  # max multiplicative change around the image mean
     erase: float = 0.25  # probability of one random erased rectangle per image
+    corrupt: float = 0.0  # share of images given one camera corruption (see CORRUPTIONS)
+    corruptions: tuple[str, ...] = ()  # which of CORRUPTIONS to draw from; empty: all
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
@@ -50,9 +52,99 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = N
     b = uniform(-cfg.brightness, cfg.brightness).view(n, 1, 1, 1)
     x = ((x - mean) * c + mean + b).clamp_(0, 1)
 
+    if cfg.corrupt > 0:
+        x = corrupt(x, cfg.corrupt, cfg.corruptions or tuple(CORRUPTIONS), gen)
     if cfg.erase > 0:
         x = random_erase(x, cfg.erase, gen)
     return x
+
+
+# Camera corruptions, each with a random strength per image that spans the robustness suite's severities
+# (train/corruptions.py) and a little beyond, so the suite's settings fall inside what training saw.
+def _blur(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    sigma = (0.5 + 2.5 * u).view(-1, 1, 1)  # 0.5 .. 3 px
+    r = torch.arange(-5, 6, device=x.device, dtype=x.dtype).view(1, 1, -1)
+    k = torch.exp(-(r**2) / (2 * sigma**2))
+    k = k / k.sum(-1, keepdim=True)  # [n, 1, 11]: separable, one kernel per image (groups=n)
+    n, _, h, w = x.shape
+    y = F.pad(x.view(1, n, h, w), (5, 5, 5, 5), mode="replicate")
+    y = F.conv2d(y, k.view(n, 1, 1, 11), groups=n)
+    y = F.conv2d(y, k.view(n, 1, 11, 1), groups=n)
+    return y.view(n, 1, h, w)
+
+
+def _low_res(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    side = x.shape[-1]
+    sizes = (10 + (u * 5).floor() * 4).long()  # 10, 14, 18, 22 or 26 px
+    out = x.clone()
+    for s in sizes.unique().tolist():
+        sel = sizes == s
+        small = F.interpolate(x[sel], size=(s, s), mode="area")
+        out[sel] = F.interpolate(small, size=(side, side), mode="bilinear", align_corners=False)
+    return out
+
+
+def _noise(x: torch.Tensor, u: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    sigma = (2 + 38 * u).view(-1, 1, 1, 1) / 255  # 2 .. 40 grey levels
+    return (x + sigma * torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)).clamp(0, 1)
+
+
+def _jpeg(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    import cv2  # JPEG is a codec, not a tensor op: round-trip each face through OpenCV on the CPU
+    import numpy as np
+
+    faces = (x[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    quality = (5 + 55 * u).round().int().tolist()  # 5 .. 60
+    out = np.stack([
+        cv2.imdecode(cv2.imencode(".jpg", f, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_GRAYSCALE)
+        for f, q in zip(faces, quality)
+    ])
+    return torch.from_numpy(out).to(x.device, x.dtype).unsqueeze(1) / 255
+
+
+def _exposure(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    g = torch.exp((u * 2 - 1) * math.log(3.2)).view(-1, 1, 1, 1)  # gamma 1/3.2 .. 3.2: bright or dark
+    return x.clamp_min(1e-6) ** g
+
+
+def _contrast(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    c = (0.2 + 0.6 * u).view(-1, 1, 1, 1)  # x0.2 .. x0.8
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * c + mean
+
+
+CORRUPTIONS = ("blur", "low-res", "noise", "jpeg", "exposure", "contrast")
+
+
+def corrupt(x: torch.Tensor, p: float, kinds: tuple[str, ...], gen: torch.Generator | None = None) -> torch.Tensor:
+    """Give a p share of the images one corruption each, drawn uniformly from `kinds`, at a random strength."""
+    unknown = set(kinds) - set(CORRUPTIONS)
+    if unknown:
+        raise ValueError(f"unknown corruption {sorted(unknown)[0]!r}; choose from {', '.join(CORRUPTIONS)}")
+    n, dev = x.shape[0], x.device
+    chosen = torch.rand(n, generator=gen, device=dev) < p
+    which = torch.randint(len(kinds), (n,), generator=gen, device=dev)
+    strength = torch.rand(n, generator=gen, device=dev)
+    out = x.clone()
+    for i, kind in enumerate(kinds):
+        sel = chosen & (which == i)
+        if not bool(sel.any()):
+            continue
+        xs, u = x[sel], strength[sel]
+        if kind == "blur":
+            y = _blur(xs, u)
+        elif kind == "low-res":
+            y = _low_res(xs, u)
+        elif kind == "noise":
+            y = _noise(xs, u, gen)
+        elif kind == "jpeg":
+            y = _jpeg(xs, u)
+        elif kind == "exposure":
+            y = _exposure(xs, u)
+        else:
+            y = _contrast(xs, u)
+        out[sel] = y.clamp(0, 1)
+    return out
 
 
 def random_erase(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:

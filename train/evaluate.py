@@ -19,14 +19,18 @@ def normalize(x_u8: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def torch_probs(model: nn.Module, x: np.ndarray, device: torch.device, tta: bool = False, batch: int = 512) -> np.ndarray:
+def torch_probs(model: nn.Module, x: np.ndarray, device: torch.device, tta: bool = False, batch: int = 512,
+                fast: bool | None = None) -> np.ndarray:
+    """Probabilities [N, 7]. `fast`: bf16 autocast + channels_last (default: on CUDA only). The trainer's
+    per-epoch check uses it on bf16 CPUs too; final reports stay fp32 there."""
+    fast = device.type == "cuda" if fast is None else fast
     model.eval()
     out = []
     for i in range(0, len(x), batch):
         xb = normalize(torch.from_numpy(x[i : i + batch]).to(device))
-        if device.type == "cuda":
+        if fast:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
             p = torch.softmax(model(xb).float(), 1)
             if tta:
                 p = (p + torch.softmax(model(xb.flip(3)).float(), 1)) / 2

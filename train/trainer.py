@@ -53,6 +53,8 @@ class TrainConfig:
     rotate: float = 10.0
     scale: float = 0.1
     erase: float = 0.25
+    corrupt: float = 0.0  # share of training faces given one camera corruption (blur, low-res, noise, ...)
+    corruptions: list[str] = field(default_factory=list)  # which ones (augment.CORRUPTIONS); empty: all
     val_fraction: float = 0.0  # carve a stratified val split from train when the data has none
     test_fraction: float = 0.0  # likewise for a test split
     resplit: bool = False  # ignore the file's val/test splits: carve both from the training rows
@@ -64,7 +66,7 @@ class TrainConfig:
     threads: int = 0  # 0: torch's default
     max_minutes: float = 0.0  # 0: no budget. With a budget, the schedule anneals by the deadline.
     patience: int = 0  # early stopping after this many epochs without a better val accuracy; 0: off
-    amp: bool = True  # bf16 autocast on CUDA
+    amp: bool = True  # bf16 autocast + channels_last on CUDA, and on CPUs with native bf16 (AVX-512 BF16, AMX)
     eval_tta: bool = True  # the final report also averages flips
     tracker: str = "none"  # none or mlflow
     data_sha256: str = ""  # filled in from the data
@@ -83,6 +85,21 @@ def pick_device(requested: str) -> torch.device:
     if requested not in ("cpu", "cuda"):
         raise FerEdgeError(f"--device must be auto, cpu or cuda, not {requested!r}")
     return torch.device(requested)
+
+
+def fast_math(device: torch.device, amp: bool) -> tuple[bool, str]:
+    """Whether to train in bf16 autocast with channels_last, and the reason, for the log.
+
+    On CUDA, always. On a CPU only where oneDNN has native bf16 kernels: there it is about 2x faster
+    (fernet-s forward+backward 768 -> 1,550 images/s on 2 EPYC cores); elsewhere bf16 is emulated and slower.
+    """
+    if not amp:
+        return False, "fp32 (--no-amp)"
+    if device.type == "cuda":
+        return True, "bf16 autocast + channels_last (CUDA)"
+    if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return True, "bf16 autocast + channels_last (this CPU has native bf16)"
+    return False, "fp32 (this CPU has no native bf16)"
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -136,14 +153,15 @@ class Teacher:
     only the .onnx file. Offline labels follow mixup/cutmix through the same permutation.
     """
 
-    def __init__(self, paths: list[str], device: torch.device, train_x: np.ndarray | None = None, log=print):
+    def __init__(self, paths: list[str], device: torch.device, train_x: np.ndarray | None = None, log=print,
+                 channels_last: bool = False):
         self.models, self.offline = [], []
         for p in paths:
             if str(p).endswith(".onnx"):
                 self.offline.append(self._label_once(Path(p), train_x, device, log))
                 continue
             m = model_from_checkpoint(load_checkpoint(p)).to(device)
-            if device.type == "cuda":
+            if channels_last:
                 m = m.to(memory_format=torch.channels_last)
             self.models.append(m.eval())
 
@@ -234,12 +252,13 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
 
     # ---- model, optimiser, teacher
     model = build_model(cfg.arch).to(device)
-    if device.type == "cuda":
+    use_amp, math_mode = fast_math(device, cfg.amp)
+    if use_amp:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg, model)
-    teacher = Teacher(cfg.teachers, device, train.x, log) if cfg.teachers else None
-    aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase)
-    use_amp = cfg.amp and device.type == "cuda"
+    teacher = Teacher(cfg.teachers, device, train.x, log, channels_last=use_amp) if cfg.teachers else None
+    aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase,
+                            corrupt=cfg.corrupt, corruptions=tuple(cfg.corruptions))
 
     start_epoch, best_acc, step, train_seconds = 0, -1.0, 0, 0.0
     if resume:
@@ -257,7 +276,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     n_params, macs = count_params(model), count_macs(model)
     log(
         f"{cfg.arch}: {n_params / 1e6:.2f}M params, {macs / 1e6:.1f}M MACs; train {len(train)}, val {len(val)}"
-        f"{f', test {len(test)}' if test is not None else ''}; device {device}"
+        f"{f', test {len(test)}' if test is not None else ''}; device {device}, {math_mode}"
     )
     tracker = _make_tracker(cfg, out)
     budget = cfg.max_minutes * 60
@@ -287,7 +306,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             if cfg.augment:
                 xb = augment(xb, aug_cfg, gen)
             xb = (xb - PIXEL_MEAN) / PIXEL_STD  # the graph's normalisation, on the augmented float batch
-            if device.type == "cuda":
+            if use_amp:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             ya, yb2, lam, perm = yb, yb, 1.0, None
             if cfg.mix != "none" and float(torch.rand((), generator=gen, device=device)) < cfg.mix_prob:
@@ -326,7 +345,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             progress.remove_task(task)
 
         # ---- eval, checkpoint, log
-        val_probs = torch_probs(model, val.x, device)
+        val_probs = torch_probs(model, val.x, device, fast=use_amp)
         val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_probs).clamp_min(1e-8)), torch.from_numpy(val.y)))
         val_acc = float((val_probs.argmax(1) == val.y).mean())
         train_seconds += time.time() - t0

@@ -59,6 +59,16 @@ class Tracker(str, Enum):
     mlflow = "mlflow"
 
 
+def _corruption_list(text: Optional[str]) -> list[str]:
+    from fer_edge.train.augment import CORRUPTIONS
+
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in CORRUPTIONS]
+    if unknown:
+        raise UsageError(f"--corruptions: unknown {unknown[0]!r}; choose from {','.join(CORRUPTIONS)}")
+    return names
+
+
 def train(
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset. With --resume: only to point at the same data in a new place.")] = None,
     arch: Annotated[str, typer.Option(help="mlp, fernet-t, fernet-s (default, shipped), fernet-m, fernet-l.")] = "fernet-s",
@@ -79,6 +89,12 @@ def train(
     mix_prob: float = 0.5,
     balance: Annotated[Balance, typer.Option(help="Class-weighted loss or class-balanced sampling (helps Disgust).")] = Balance.none,
     augment: Annotated[bool, typer.Option(help="Shift, flip, rotation, scale, brightness, contrast, erasing.")] = True,
+    rotate: Annotated[float, typer.Option(min=0, max=180, help="Max rotation, degrees.")] = 10.0,
+    scale: Annotated[float, typer.Option(min=0, max=0.9, help="Max zoom in or out (box size error), fraction.")] = 0.1,
+    shift: Annotated[float, typer.Option(min=0, max=0.5, help="Max shift (box position error), fraction of the side.")] = 0.1,
+    corrupt: Annotated[float, typer.Option(min=0, max=1, help="Share of training faces given one camera corruption (blur, low-res, noise, JPEG, exposure, contrast) at a random strength.")] = 0.0,
+    corruptions: Annotated[Optional[str], typer.Option(help="Comma-separated subset of blur,low-res,noise,jpeg,exposure,contrast (default: all).")] = None,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast + channels_last on CUDA and on CPUs with native bf16 (about 2x faster).")] = True,
     val_fraction: Annotated[float, typer.Option(help="Stratified val split (share of the training rows) for data without one.")] = 0.0,
     test_fraction: Annotated[float, typer.Option(help="Stratified test split (share of the training rows) for data without one.")] = 0.0,
     resplit: Annotated[bool, typer.Option(help="Ignore the file's val/test splits; carve them from the training rows.")] = False,
@@ -102,7 +118,8 @@ def train(
     cfg = TrainConfig(
         data=str(data or ""), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
         lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule.value, label_smoothing=label_smoothing, mix=mix.value,
-        mix_alpha=mix_alpha, mix_prob=mix_prob, balance=balance.value, augment=augment, val_fraction=val_fraction,
+        mix_alpha=mix_alpha, mix_prob=mix_prob, balance=balance.value, augment=augment, rotate=rotate, scale=scale,
+        shift=shift, corrupt=corrupt, corruptions=_corruption_list(corruptions), amp=amp, val_fraction=val_fraction,
         test_fraction=test_fraction, resplit=resplit,
         teachers=[str(t) for t in teacher or []], kd_alpha=kd_alpha, kd_temperature=kd_temperature, seed=seed,
         device=device.value, threads=threads, max_minutes=max_minutes, patience=patience, eval_tta=tta,

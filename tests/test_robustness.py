@@ -1,0 +1,110 @@
+"""Robustness: the FER2013-C suite's corruptions, the trainer's corruption augmentation, and the bf16 CPU path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from fer_edge.train import corruptions as C
+
+runner = CliRunner()
+
+
+def faces(n: int = 16, seed: int = 0) -> np.ndarray:
+    """Faces with edges (so blur and low resolution change them) on a mid-grey background."""
+    rng = np.random.default_rng(seed)
+    x = np.full((n, 48, 48), 120, np.uint8)
+    for i in range(n):
+        y0 = int(rng.integers(4, 30))
+        x[i, y0 : y0 + 8, 6:42] = 230
+        x[i, 10:38, 20:24] = 20
+    return x
+
+
+def high_freq(x: np.ndarray) -> float:
+    return float((np.diff(x.astype(np.float32), axis=-1) ** 2).mean())  # edge energy: blur spreads and lowers it
+
+
+@pytest.mark.parametrize("name", list(C.SUITE))
+def test_every_suite_corruption_changes_faces_and_grows_with_severity(name):
+    x = faces()
+    dists = []
+    for _label, fn in C.SUITE[name]:
+        y = fn(x)
+        assert y.shape == x.shape and y.dtype == np.uint8
+        dists.append(float(np.abs(y.astype(np.float32) - x).mean()))
+    assert dists[0] > 0.2, dists
+    assert dists[0] <= dists[1] <= dists[2] + 1e-6, dists
+
+
+def test_blur_and_low_res_remove_detail():
+    x = faces()
+    assert high_freq(C.blur(x, 1.5)) < 0.7 * high_freq(x)
+    assert high_freq(C.down_up(x, 12)) < 0.7 * high_freq(x)
+    assert C.gamma(x, 2.2).mean() < x.mean()  # dark
+    assert C.contrast(x, 0.4).std() < 0.5 * x.std()
+
+
+def test_run_suite_reports_clean_rows_and_drops():
+    x, y = faces(14), np.arange(14) % 7
+
+    def oracle_that_hates_blur(batch):  # right on the clean faces, wrong once anything smooths them
+        right = np.array([np.array_equal(b, a) for a, b in zip(x, batch)])
+        p = np.full((len(batch), 7), 0.01)
+        p[np.arange(len(batch)), np.where(right, y, (y + 1) % 7)] = 0.94
+        return p
+
+    res = C.run_suite(oracle_that_hates_blur, x, y)
+    assert res["clean"] == 1.0 and len(res["rows"]) == 3 * len(C.SUITE)
+    drops = [100 * (1 - acc) for *_, acc in res["rows"]]
+    assert res["mean_drop"] == pytest.approx(np.mean(drops)) and res["worst_drop"] == pytest.approx(max(drops))
+    assert res["worst_drop"] == 100.0
+
+
+torch = pytest.importorskip("torch", reason="the trainer needs the train extra (torch)")
+
+from fer_edge.train import augment as A  # noqa: E402
+
+
+def test_training_corruptions_each_apply_and_keep_range():
+    x = torch.from_numpy(faces(32)).float().unsqueeze(1) / 255
+    for kind in A.CORRUPTIONS:
+        y = A.corrupt(x, 1.0, (kind,), torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+        assert float((y - x).abs().mean()) > 0.005, kind
+    blurred = A.corrupt(x, 1.0, ("blur",), torch.Generator().manual_seed(0))
+    assert high_freq(blurred.numpy()) < 0.8 * high_freq(x.numpy())
+    assert torch.equal(A.corrupt(x, 0.0, A.CORRUPTIONS), x)
+    share = (A.corrupt(x.repeat(8, 1, 1, 1), 0.5, ("noise",), torch.Generator().manual_seed(1)) != x.repeat(8, 1, 1, 1))
+    assert 0.3 < share.flatten(1).any(1).float().mean() < 0.7  # about half of the faces
+    with pytest.raises(ValueError, match="unknown corruption"):
+        A.corrupt(x, 0.5, ("fog",))
+
+
+def test_bf16_on_a_cpu_that_has_it_and_said_in_the_log():
+    from fer_edge.train.trainer import fast_math
+
+    on, why = fast_math(torch.device("cpu"), True)
+    assert on == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and ("bf16" in why) == on
+    assert fast_math(torch.device("cpu"), False) == (False, "fp32 (--no-amp)")
+
+
+def test_train_with_corruptions_through_the_cli(tmp_path, monkeypatch):
+    from fer_edge.cli.app import app
+
+    from test_train import train_args, write_csv
+
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
+    data = write_csv(tmp_path / "fer.csv")
+    out = tmp_path / "run"
+    result = runner.invoke(app, train_args(data, out, "--epochs", "1", "--corrupt", "0.7", "--corruptions",
+                                           "blur,jpeg,low-res", "--rotate", "25", "--scale", "0.2"))
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["corrupt"] == 0.7 and cfg["corruptions"] == ["blur", "jpeg", "low-res"] and cfg["rotate"] == 25
+    assert ("bf16" in result.stderr) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    bad = runner.invoke(app, train_args(data, tmp_path / "r2", "--epochs", "1", "--corruptions", "fog"))
+    assert bad.exit_code == 2 and "unknown 'fog'" in bad.stderr
