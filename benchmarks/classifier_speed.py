@@ -1,6 +1,7 @@
-"""Faces per second of ONNX emotion models through onnxruntime on the CPU, at batch 1 and batch 64.
+"""Faces per second of ONNX emotion models through onnxruntime, at batch 1, 64 and more.
 
-    python benchmarks/classifier_speed.py [MODEL.onnx ...] [--threads 2] [--seconds 3]
+    python benchmarks/classifier_speed.py [MODEL.onnx | default | fast ...] [--threads 2] [--seconds 3]
+        [--device auto|cpu|cuda|tensorrt|...] [--batches 1,64,256] [--io-binding both]
 """
 
 from __future__ import annotations
@@ -32,20 +33,27 @@ def main() -> None:
     ap.add_argument("models", nargs="*", help="ONNX files or shipped model names (default, fast); default: the default model")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, tensorrt, ...: what runs is printed")
+    ap.add_argument("--batches", default="1,64", help="comma-separated batch sizes")
+    ap.add_argument("--io-binding", choices=("off", "on", "both"), default="off", help="onnxruntime I/O binding")
     args = ap.parse_args()
     models = [resolve_model(m) for m in args.models] or [resolve_model(None)]
+    batches = [int(b) for b in args.batches.split(",")]
+    bindings = {"off": [False], "on": [True], "both": [False, True]}[args.io_binding]
 
-    table = Table(title=f"onnxruntime CPU, {args.threads} threads")
-    for col in ("model", "arch", "TTA", "quant", "MB", "batch 1 faces/s", "batch 1 ms", "batch 64 faces/s"):
-        table.add_column(col, justify="right" if col[0].isdigit() or "faces" in col or col in ("MB",) else "left")
+    table = Table(title=f"onnxruntime, --device {args.device}, {args.threads} CPU threads")
+    for col in ("model", "arch", "TTA", "quant", "MB", "runs on", "I/O binding", "batch 1 ms",
+                *(f"batch {b} faces/s" for b in batches)):
+        table.add_column(col, justify="right" if "faces" in col or col in ("MB", "batch 1 ms") else "left")
     for m in models:
-        clf = ExpressionClassifier.from_path(m, device="cpu", threads=args.threads)
-        b1 = faces_per_second(clf, 1, args.seconds)
-        b64 = faces_per_second(clf, 64, args.seconds)
-        meta = clf.info.metadata
-        table.add_row(m.name, meta.get("arch", "?"), meta.get("tta", "?"), meta.get("quantization", "?")[:10], f"{m.stat().st_size / 1e6:.2f}",
-                      f"{b1:,.0f}", f"{1000 / b1:.2f}", f"{b64:,.0f}")
-    Console(width=200).print(table)
+        for binding in bindings:
+            clf = ExpressionClassifier.from_path(m, device=args.device, threads=args.threads, io_binding=binding)
+            speeds = {b: faces_per_second(clf, b, args.seconds) for b in batches}
+            meta = clf.info.metadata
+            table.add_row(m.name, meta.get("arch", "?")[:24], meta.get("tta", "?"), meta.get("quantization", "?")[:10],
+                          f"{m.stat().st_size / 1e6:.2f}", clf.providers.name, "on" if binding else "off",
+                          f"{1000 / speeds[1]:.2f}" if 1 in speeds else "-", *(f"{speeds[b]:,.0f}" for b in batches))
+    Console(width=220).print(table)
 
 
 if __name__ == "__main__":

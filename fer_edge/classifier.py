@@ -90,19 +90,29 @@ def inspect_model(session, path: Path) -> ModelInfo:
 class ExpressionClassifier:
     """Classifies ready 48x48 grayscale crops, in batches."""
 
-    def __init__(self, session, info: ModelInfo, providers: ProviderReport):
+    def __init__(self, session, info: ModelInfo, providers: ProviderReport, io_binding: bool = False):
         self.session = session
         self.info = info
         self.providers = providers
+        self.io_binding = io_binding  # bind input and output buffers (benchmarks/device_check.sh measures it on a GPU)
         self._output = session.get_outputs()[0].name
 
     @classmethod
-    def from_path(cls, path: str | Path, device: str = "auto", threads: int = 0) -> "ExpressionClassifier":
+    def from_path(cls, path: str | Path, device: str = "auto", threads: int = 0, io_binding: bool = False) -> "ExpressionClassifier":
         path = Path(path)
         if not path.is_file():
             raise FerEdgeError(f"{path}: no such model file")
         session, report = make_session(str(path), device, threads)
-        return cls(session, inspect_model(session, path), report)
+        return cls(session, inspect_model(session, path), report, io_binding)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if not self.io_binding:
+            return self.session.run([self._output], {self.info.input_name: x})[0]
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.info.input_name, x)
+        binding.bind_output(self._output)  # onnxruntime allocates it on the provider's device; one copy back
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
     def _prepare(self, faces: np.ndarray) -> np.ndarray:
         x = faces
@@ -126,8 +136,7 @@ class ExpressionClassifier:
         faces = faces.astype(np.uint8, copy=False)
         chunks = []
         for i in range(0, len(faces), batch):
-            (out,) = self.session.run([self._output], {self.info.input_name: self._prepare(faces[i : i + batch])})
-            chunks.append(out)
+            chunks.append(self._run(self._prepare(faces[i : i + batch])))
         scores = np.concatenate(chunks).astype(np.float32)[:, list(self.info.order)]
         if self.info.output == "logits":
             scores = np.exp(scores - scores.max(1, keepdims=True))

@@ -284,9 +284,26 @@ def test_annotate_writes_a_video_of_the_sampled_frames(media, tiny_model, tmp_pa
 def test_info(tiny_model):
     result = run("info", "--model", tiny_model, "--device", "cpu")
     assert result.exit_code == 0, result.output
-    for text in ("onnxruntime", "OpenCV", "numpy", "labels", "runs on", "CPU", "detector: haar",
-                 "shipped models", "fer-edge-fast.onnx", "fernet-t"):
+    for text in ("onnxruntime", "opencv", "numpy", "labels", "runs on", "CPU", "detector: haar",
+                 "shipped models", "fer-edge-fast.onnx", "fernet-t", "NVIDIA", "fer-edge home"):
         assert text in result.stdout
+
+
+def test_info_json_is_machine_readable(tiny_model, tmp_path, monkeypatch):
+    import onnxruntime as ort
+
+    monkeypatch.setenv("FER_EDGE_HOME", str(tmp_path / "home"))
+    result = run("info", "--model", tiny_model, "--json")
+    assert result.exit_code == 0, result.output
+    facts = json.loads(result.stdout)
+    assert facts["versions"]["onnxruntime"] == ort.__version__
+    prov = facts["providers"]
+    assert prov["available"] == ort.get_available_providers() and prov["active"][-1] == "CPUExecutionProvider"
+    assert prov["runs_on"] in ("CPU", "CUDA") and prov["summary"].startswith(prov["runs_on"])
+    if prov["runs_on"] == "CPU" and "CUDAExecutionProvider" in prov["available"]:
+        assert prov["why_not"]  # onnxruntime-gpu without a working GPU: the reason is machine-readable too
+    assert isinstance(facts["gpu"]["driver"], bool) and facts["home"] == str(tmp_path / "home")
+    assert facts["shipped_models"]["fast"]["arch"] == "fernet-t" and facts["model"]["path"] == str(tiny_model)
 
 
 def test_classify_never_imports_torch(photos, tiny_model):

@@ -16,34 +16,98 @@ from fer_edge.contract import LABELS
 from fer_edge.crop import crop_face, square_box
 from fer_edge.detect import HaarDetector, YuNetDetector, make_detector
 from fer_edge.errors import FerEdgeError, UsageError
-from fer_edge.providers import CPU, CUDA, ProviderReport, select_providers
+from fer_edge.providers import (
+    COREML, CPU, CUDA, DIRECTML, OPENVINO, TENSORRT, ProviderReport, select_providers,
+)
 from fer_edge.recognizer import SHIPPED_MODELS, Recognizer, default_model_path, resolve_model
 
 # ----------------------------------------------------------------------------------------- providers
 
 
+def names(chain):
+    return [p for p, _ in chain]
+
+
+LINUX_GPU_WHEEL = [TENSORRT, CUDA, CPU]  # what onnxruntime-gpu lists, whether or not CUDA can start
+MACOS_WHEEL = [COREML, "AzureExecutionProvider", CPU]
+WINDOWS_DIRECTML = [DIRECTML, CPU]
+OPENVINO_WHEEL = [OPENVINO, CPU]
+
+
 def test_select_providers_cpu_only_build():
-    assert select_providers("auto", [CPU]) == [CPU]
-    assert select_providers("cpu", [CUDA, CPU]) == [CPU]
+    assert names(select_providers("auto", [CPU])) == [CPU]
+    assert names(select_providers("cpu", LINUX_GPU_WHEEL)) == [CPU]
 
 
-def test_select_providers_prefers_cuda_when_listed():
-    assert select_providers("auto", ["TensorrtExecutionProvider", CUDA, CPU]) == [CUDA, CPU]
-    assert select_providers("cuda", [CUDA, CPU]) == [CUDA, CPU]
+@pytest.mark.parametrize("available, expected", [
+    (LINUX_GPU_WHEEL, [CUDA, CPU]),  # TensorRT only when asked: its first start builds an engine
+    (MACOS_WHEEL, [COREML, CPU]),
+    (WINDOWS_DIRECTML, [DIRECTML, CPU]),
+    (OPENVINO_WHEEL, [OPENVINO, CPU]),
+    ([OPENVINO, CUDA, CPU], [CUDA, OPENVINO, CPU]),  # the documented order, not the build's
+])
+def test_auto_takes_the_best_listed_provider_in_the_documented_order(available, expected):
+    assert names(select_providers("auto", available)) == expected
 
 
-def test_select_providers_cuda_without_cuda_build_is_an_error():
-    with pytest.raises(FerEdgeError, match="no CUDA provider"):
+def test_explicit_devices_and_tensorrt_caches_its_engines(tmp_path):
+    assert names(select_providers("cuda", LINUX_GPU_WHEEL)) == [CUDA, CPU]
+    assert names(select_providers("coreml", MACOS_WHEEL)) == [COREML, CPU]
+    chain = select_providers("tensorrt", LINUX_GPU_WHEEL, cache_dir=tmp_path)
+    assert names(chain) == [TENSORRT, CUDA, CPU]
+    opts = chain[0][1]
+    assert opts["trt_engine_cache_enable"] and opts["trt_fp16_enable"]
+    assert opts["trt_engine_cache_path"] == str(tmp_path / "tensorrt")
+
+
+def test_select_providers_missing_provider_is_an_error_with_the_install_hint():
+    with pytest.raises(FerEdgeError, match=r"no CUDA provider.*fer-edge\[cuda\]"):
         select_providers("cuda", [CPU])
+    with pytest.raises(FerEdgeError, match="no CoreML provider.*macOS"):
+        select_providers("coreml", LINUX_GPU_WHEEL)
+    with pytest.raises(FerEdgeError, match="onnxruntime-openvino"):
+        select_providers("openvino", MACOS_WHEEL)
     with pytest.raises(UsageError):
         select_providers("tpu", [CPU])
 
 
-def test_provider_report_says_when_it_fell_back():
-    r = ProviderReport("auto", (CUDA, CPU), (CPU,))
-    assert r.name == "CPU" and r.fell_back and "CUDA was tried" in r.describe()
+def test_provider_report_says_when_it_fell_back_and_why():
+    r = ProviderReport("auto", (CUDA, CPU), (CPU,), "no NVIDIA driver or GPU: x")
+    assert r.name == "CPU" and r.fell_back
+    assert r.describe() == "CPU (CUDA was tried but could not start: no NVIDIA driver or GPU: x)"
     ok = ProviderReport("auto", (CUDA, CPU), (CUDA, CPU))
     assert ok.name == "CUDA" and not ok.fell_back and ok.describe() == "CUDA"
+    assert ProviderReport("auto", (COREML, CPU), (COREML, CPU)).name == "CoreML"
+
+
+def test_why_cuda_did_not_start_tells_driver_from_libraries(monkeypatch):
+    from fer_edge import gpu
+
+    monkeypatch.setattr(gpu, "driver_status", lambda: (False, "the NVIDIA driver's library (libcuda) is not installed"))
+    assert gpu.why_cuda_did_not_start().startswith("no NVIDIA driver or GPU")
+    monkeypatch.setattr(gpu, "driver_status", lambda: (True, "1 GPU(s), driver supports CUDA 13.0"))
+    monkeypatch.setattr(gpu, "preload_cuda_libraries", lambda: ("libcudart.so.13", "libcudnn.so.9"))
+    why = gpu.why_cuda_did_not_start()
+    assert why == 'CUDA/cuDNN libraries missing (libcudart.so.13, libcudnn.so.9): pip install "fer-edge[cuda]"'
+    monkeypatch.setattr(gpu, "preload_cuda_libraries", lambda: ())
+    assert "driver" in gpu.why_cuda_did_not_start() and "TensorRT" in gpu.why_cuda_did_not_start("TensorRT")
+
+
+def test_this_machine_reports_its_real_cuda_state(tiny_model):
+    """No test fakes anything here: on a machine without a GPU, auto falls back and says why, in one line."""
+    import onnxruntime as ort
+
+    from fer_edge import gpu
+
+    clf = ExpressionClassifier.from_path(tiny_model, device="auto")
+    ok, detail = gpu.driver_status()
+    if CUDA not in ort.get_available_providers():
+        assert clf.providers.name == "CPU" and not clf.providers.fell_back
+    elif not ok:
+        assert clf.providers.name == "CPU" and "no NVIDIA driver or GPU" in clf.providers.describe()
+    elif clf.providers.fell_back:  # a GPU with its libraries missing: the hint says how to get them
+        assert "fer-edge[cuda]" in clf.providers.describe() or "could not start" in clf.providers.describe()
+    assert "\n" not in clf.providers.describe()
 
 
 def test_classifier_reports_what_really_runs(tiny_model):
@@ -65,6 +129,8 @@ def test_classifier_batches_and_probabilities(tiny_model):
     assert clf.predict_probs(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
     preds = clf.predict(faces[:3])
     assert [p.label for p in preds] == [LABELS[i] for i in probs[:3].argmax(1)]
+    bound = ExpressionClassifier.from_path(tiny_model, device="cpu", io_binding=True)
+    np.testing.assert_array_equal(bound.predict_probs(faces, batch=64), probs)  # I/O binding changes nothing
 
 
 def test_classifier_reorders_foreign_label_order(tmp_path):

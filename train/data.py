@@ -63,7 +63,9 @@ def file_sha256(path: Path) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("FER_EDGE_CACHE", Path.home() / ".cache" / "fer-edge"))
+    from fer_edge import store
+
+    return Path(os.environ.get("FER_EDGE_CACHE") or store.home())
 
 
 # ---------------------------------------------------------------------------------------------- CSV

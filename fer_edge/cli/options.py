@@ -10,6 +10,20 @@ import typer
 
 
 class Device(str, Enum):
+    """Where onnxruntime runs the classifier (fer_edge.providers.DEVICES)."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    tensorrt = "tensorrt"
+    coreml = "coreml"
+    openvino = "openvino"
+    directml = "directml"
+
+
+class TorchDevice(str, Enum):
+    """Where torch trains and evaluates."""
+
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
@@ -23,7 +37,7 @@ class DetectorName(str, Enum):
 ModelOpt = Annotated[
     Optional[Path], typer.Option("--model", "-m", help="ONNX file, or a shipped model: default (most accurate) or fast (about 7x the faces/s, 1.9 points less accurate).")
 ]
-DeviceOpt = Annotated[Device, typer.Option("--device", help="auto tries CUDA, then falls back to the CPU, and says so.")]
+DeviceOpt = Annotated[Device, typer.Option("--device", help="auto takes the first that starts of CUDA, CoreML, DirectML, OpenVINO, then the CPU, and says which runs and why; tensorrt builds and caches an engine on its first start.")]
 DetectorOpt = Annotated[
     DetectorName, typer.Option("--detector", help="haar: built in, offline. yunet: more accurate, needs --detector-model.")
 ]

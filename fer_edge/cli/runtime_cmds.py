@@ -129,56 +129,93 @@ def info(
     detector: DetectorOpt = DetectorName.haar,
     detector_model: DetectorModelOpt = None,
     device: DeviceOpt = Device.auto,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout: versions, providers (available, active, why not the GPU), GPU facts, shipped models, the model and detector.")] = False,
 ) -> None:
-    """Versions, onnxruntime providers, the model's metadata and the detector in use."""
+    """Versions, onnxruntime providers, the GPU, the model's metadata and the detector in use."""
+    import json
+
     import cv2
     import numpy as np
     import onnxruntime as ort
-    from rich.console import Console
-    from rich.table import Table
 
     import fer_edge
+    from fer_edge import gpu, store
     from fer_edge.classifier import ExpressionClassifier
     from fer_edge.detect import make_detector
     from fer_edge.recognizer import SHIPPED_MODELS, resolve_model, shipped_model_path
 
+    shipped = {}
+    for name in SHIPPED_MODELS:
+        file = shipped_model_path(name)
+        entry = {"file": str(file), "present": file.is_file()}
+        if file.is_file():
+            meta_props = ExpressionClassifier.from_path(file, device="cpu").info.metadata
+            acc = meta_props.get("val_accuracy")
+            entry.update(arch=meta_props.get("arch"), publictest_accuracy=float(acc) if acc else None,
+                         bytes=file.stat().st_size)
+        shipped[name] = entry
+    path = resolve_model(model)
+    clf = ExpressionClassifier.from_path(path, device=device.value)
+    det = make_detector(detector.value, detector_model)
+    report = clf.providers
+    facts = {
+        "versions": {"fer-edge": fer_edge.__version__, "onnxruntime": ort.__version__, "opencv": cv2.__version__,
+                     "numpy": np.__version__, "python": sys.version.split()[0]},
+        "providers": {"requested": report.requested, "available": ort.get_available_providers(),
+                      "tried": list(report.tried), "active": list(report.active), "runs_on": report.name,
+                      "why_not": report.why_not or None, "summary": report.describe()},
+        "gpu": gpu.facts(),
+        "home": str(store.home()),
+        "shipped_models": shipped,
+        "model": {"path": str(path), "input": clf.info.input_name, "input_dtype": clf.info.input_dtype,
+                  "metadata": clf.info.metadata},
+        "detector": {"name": det.name, "model": str(detector_model) if detector_model else None},
+    }
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    _print_info(facts)
+
+
+def _print_info(facts: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     versions = Table(title="fer-edge", show_header=False)
-    for name, value in [
-        ("fer-edge", fer_edge.__version__),
-        ("onnxruntime", ort.__version__),
-        ("OpenCV", cv2.__version__),
-        ("numpy", np.__version__),
-        ("providers available", ", ".join(ort.get_available_providers())),
-    ]:
+    for name, value in facts["versions"].items():
         versions.add_row(name, value)
+    prov = facts["providers"]
+    versions.add_row("providers available", ", ".join(prov["available"]))
+    versions.add_row("runs on", prov["summary"])
+    g = facts["gpu"]
+    versions.add_row("NVIDIA", g["driver_detail"] + "".join(
+        f"; {x['name']}, driver {x['driver_version']}, {x['memory']}" for x in g.get("gpus", [])))
+    for key, label in (("cuda_runtime", "CUDA runtime"), ("cudnn", "cuDNN")):
+        if key in g:
+            versions.add_row(label, g[key] or "not loadable")
+    versions.add_row("fer-edge home", facts["home"])
     console.print(versions)
 
     shipped = Table(title="shipped models (--model NAME)")
     for col in ("name", "file", "arch", "PublicTest acc", "MB"):
         shipped.add_column(col)
-    for name in SHIPPED_MODELS:
-        file = shipped_model_path(name)
-        if not file.is_file():
-            shipped.add_row(name, file.name, "missing: reinstall fer-edge", "", "")
+    for name, e in facts["shipped_models"].items():
+        if not e["present"]:
+            shipped.add_row(name, Path(e["file"]).name, "missing: reinstall fer-edge", "", "")
             continue
-        meta_props = ExpressionClassifier.from_path(file, device="cpu").info.metadata
-        acc = meta_props.get("val_accuracy")
-        shipped.add_row(name, file.name, meta_props.get("arch", "?"), f"{100 * float(acc):.2f}%" if acc else "?",
-                        f"{file.stat().st_size / 1e6:.2f}")
+        acc = e["publictest_accuracy"]
+        shipped.add_row(name, Path(e["file"]).name, e["arch"] or "?", f"{100 * acc:.2f}%" if acc else "?", f"{e['bytes'] / 1e6:.2f}")
     console.print(shipped)
 
-    path = resolve_model(model)
-    clf = ExpressionClassifier.from_path(path, device=device.value)
-    meta = Table(title=f"model {path}", show_header=False)
-    meta.add_row("runs on", clf.providers.describe())
-    meta.add_row("input", f"{clf.info.input_name}: {clf.info.input_dtype}, {'[N,1,48,48]' if clf.info.channel_axis else '[N,48,48]'}")
-    for key, value in sorted(clf.info.metadata.items()):
+    m = facts["model"]
+    meta = Table(title=f"model {m['path']}", show_header=False)
+    meta.add_row("input", f"{m['input']}: {m['input_dtype']}")
+    for key, value in sorted(m["metadata"].items()):
         meta.add_row(key, value if len(value) < 200 else value[:197] + "...")
     console.print(meta)
-
-    det = make_detector(detector.value, detector_model)
-    console.print(f"detector: {det.name}" + (f" ({detector_model})" if detector_model else " (OpenCV Haar cascade, built in)"))
+    d = facts["detector"]
+    console.print(f"detector: {d['name']}" + (f" ({d['model']})" if d["model"] else " (OpenCV Haar cascade, built in)"))
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
-from fer_edge.cli.options import Device
+from fer_edge.cli.options import TorchDevice
 from fer_edge.errors import FerEdgeError, UsageError
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset.")]
@@ -75,7 +75,7 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
-    device: Annotated[Device, typer.Option()] = Device.auto,
+    device: Annotated[TorchDevice, typer.Option(help="Where torch runs: auto takes CUDA when torch sees it.")] = TorchDevice.auto,
     seed: int = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
     optimizer: Optim = Optim.sgd,
@@ -137,7 +137,7 @@ def evaluate(
     split: Annotated[Optional[str], typer.Option(help="val or test (default: test when the data has one, else val).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the prediction with the flipped face.")] = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here (plus confusion CSV and PNG beside it).")] = None,
-    device: Annotated[Device, typer.Option()] = Device.auto,
+    device: Annotated[TorchDevice, typer.Option(help="Where torch runs: auto takes CUDA when torch sees it.")] = TorchDevice.auto,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a model."""
     from fer_edge.train.data import load_dataset
