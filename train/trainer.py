@@ -286,6 +286,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
         return max(p, elapsed / budget) if budget > 0 else p
 
     epoch = start_epoch
+    curves_note = ""
     stop_reason = "epochs"
     epochs_without_gain = 0
     for epoch in range(start_epoch, cfg.epochs):
@@ -359,6 +360,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             "seconds": round(time.time() - t0, 2),
         }
         _write_metrics_row(out / "metrics.csv", row)
+        curves_note = _draw_curves(out, curves_note, log)
         improved = val_acc > best_acc
         if improved:
             best_acc, epochs_without_gain = val_acc, 0
@@ -420,6 +422,19 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     tracker.finish(out, summary)
     log(f"done: {json.dumps(summary)}")
     return summary
+
+
+def _draw_curves(out: Path, said: str, log) -> str:
+    """Redraw curves.png after each epoch. A missing matplotlib is said once, and training goes on."""
+    from fer_edge.report.make import curves
+
+    try:
+        curves([out], out / "curves.png")
+        return ""
+    except FerEdgeError as e:
+        if str(e) != said:
+            log(f"curves.png not drawn: {e}")
+        return str(e)
 
 
 class _NoTracker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from contextlib import ExitStack
 from enum import Enum
 from pathlib import Path
@@ -44,6 +45,7 @@ def classify(
     ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="At the end, draw label counts per folder or video and the confidence distribution here (.png or .html).")] = None,
 ) -> None:
     """Classify the faces in images and videos: one CSV/JSONL row per face, flushed as it goes.
 
@@ -66,6 +68,10 @@ def classify(
 
     if resume and out is None:
         raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")
+    if report is not None:
+        from fer_edge.report.make import preflight
+
+        preflight(report)
     files = iter_input_paths(paths, recursive=recursive)
     appending = resume and out.exists()
     recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
@@ -88,6 +94,10 @@ def classify(
             else:
                 stream = sys.stdout
             writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS, header=not appending)
+            writers = [writer]
+            if report is not None and out is None:  # rows go to stdout: keep a copy aside for the report
+                aside = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=f".{fmt.value}", encoding="utf-8", newline=""))
+                writers.append(RecordWriter(aside, fmt.value, CLASSIFY_COLUMNS, flush=False))
             copies = AnnotatedCopies(annotate_dir, video_every) if annotate_dir is not None else None
             if copies is not None:
                 stack.callback(copies.close)  # annotated videos stay playable after an error or Ctrl-C
@@ -100,7 +110,8 @@ def classify(
             previous = None
             for result in results:
                 for record in classify_records(result, fmt.value):
-                    writer.write(record)
+                    for w in writers:
+                        w.write(record)
                 if result.error:
                     part_way = previous is not None and previous.path == result.path and previous.frame is not None
                     kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
@@ -111,6 +122,14 @@ def classify(
                 stats.add(result)
                 progress.advance(task)
                 previous = result
+            if report is not None:
+                from fer_edge.report.make import records
+
+                stream.flush()
+                if len(writers) > 1:
+                    aside.flush()
+                records(out if out is not None else Path(aside.name), report)
+                progress.console.print(f"report written: {report}")
     except KeyboardInterrupt:
         if out is not None:
             typer.echo(f"to continue where this stopped, run the same command with --resume (it appends to {out})", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
@@ -33,6 +34,7 @@ def webcam(
     detect_size: Annotated[int, typer.Option(min=0, help="Detect on a copy whose longer side is this (0: full size).")] = 320,
     smoothing: Annotated[float, typer.Option(min=0.01, max=1.0, help="EMA weight of each new frame (1: no smoothing).")] = 0.25,
     stall_timeout: Annotated[float, typer.Option(help="Seconds without a frame before a live source counts as stalled.")] = 5.0,
+    report: Annotated[Optional[Path], typer.Option(help="At the end, draw each face's emotions over time here (.png or .html; thumbnails from a video file source).")] = None,
 ) -> None:
     """Live expressions with stable face ids, smoothed labels and a heads-up display.
 
@@ -52,6 +54,10 @@ def webcam(
 
     console = Console(stderr=True)
     spec = parse_source(source)
+    if report is not None:
+        from fer_edge.report.make import preflight
+
+        preflight(report)
     outputs = [p for p in (output, jsonl, csv_out) if p is not None]
     if len(set(outputs)) != len(outputs):
         raise UsageError("--output, --jsonl and --csv must be different files")
@@ -61,13 +67,16 @@ def webcam(
         f"detector {detector.value} at {detect_size or 'full'} px, every {detect_every} frame(s)"
     )
 
-    with ExitStack() as stack:
+    # The report is drawn from the records; without --jsonl or --csv they are kept aside until it is drawn.
+    aside = tempfile.TemporaryDirectory(prefix="fer-edge-report-") if report and not (jsonl or csv_out) else None
+    records_aside = Path(aside.name) / "records.jsonl" if aside else None
+    with ExitStack() as stack:  # (an error or Ctrl-C leaves `aside` to its finaliser)
         window = Window() if display else None  # before opening anything: a missing display fails fast
         src = VideoSource(spec, width, height, realtime=realtime, stall_timeout=stall_timeout,
                           notify=lambda msg: console.print(f"[yellow]{msg}[/]"))
         stack.callback(src.close)
         writers = []
-        for path, fmt in ((jsonl, "jsonl"), (csv_out, "csv")):
+        for path, fmt in ((jsonl, "jsonl"), (csv_out, "csv"), (records_aside, "jsonl")):
             if path is not None:
                 try:
                     f = stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
@@ -102,7 +111,14 @@ def webcam(
     ms = result.mean_ms
     console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
     if not result.tracks:
-        console.print("no faces were seen")
+        console.print("no faces were seen" + (": no report to draw" if report else ""))
+    elif report is not None:
+        from fer_edge.report.make import records
+
+        records(jsonl or csv_out or records_aside, report, video=Path(str(spec.target)) if spec.kind == "file" else None)
+        console.print(f"report written: {report}")
+    if aside is not None:
+        aside.cleanup()
 
 
 def register(app: typer.Typer) -> None:
