@@ -128,7 +128,8 @@ def classify(
                 stream.flush()
                 if len(writers) > 1:
                     aside.flush()
-                records(out if out is not None else Path(aside.name), report)
+                records(out if out is not None else Path(aside.name), report,
+                        name=str(out) if out is not None else " ".join(map(str, paths)))
                 progress.console.print(f"report written: {report}")
     except KeyboardInterrupt:
         if out is not None:

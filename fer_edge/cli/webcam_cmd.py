@@ -115,7 +115,8 @@ def webcam(
     elif report is not None:
         from fer_edge.report.make import records
 
-        records(jsonl or csv_out or records_aside, report, video=Path(str(spec.target)) if spec.kind == "file" else None)
+        records(jsonl or csv_out or records_aside, report, video=Path(str(spec.target)) if spec.kind == "file" else None,
+                name=spec.text)
         console.print(f"report written: {report}")
     if aside is not None:
         aside.cleanup()

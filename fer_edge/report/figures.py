@@ -134,8 +134,11 @@ def training_curves(runs: list[RunCurves], title: str):
     acc_ax.set_ylabel("accuracy % (solid: train, dashed: val)")
     lr_ax.set_ylabel("learning rate (dotted)", fontsize=8)
     loss_ax.legend(fontsize=8, frameon=False)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 

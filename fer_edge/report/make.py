@@ -51,10 +51,12 @@ def curves(folders: list[Path], out: Path) -> Path:
     return publish.save(figures.training_curves(runs, title), out, title, table)
 
 
-def records(path: Path, out: Path, tracks: int = 6, video: Path | None = None) -> Path:
+def records(path: Path, out: Path, tracks: int = 6, video: Path | None = None, name: str | None = None) -> Path:
+    """`name` titles the report (default: the records file's name)."""
     data = read_records(path)
+    name = name or path.name
     if isinstance(data, ClassifyRows):
-        title = f"fer-edge classify: {path.name}"
+        title = f"fer-edge classify: {name}"
         table = [["label", "faces", "share"]]
         total = max(len(data.labels), 1)
         for name in LABELS:
@@ -63,7 +65,7 @@ def records(path: Path, out: Path, tracks: int = 6, video: Path | None = None) -
         return publish.save(figures.classify_summary(data, title), out, title, table)
     shown = data[: max(tracks, 1)]
     thumbs = figures.thumbnails(video, shown) if video is not None else {}
-    title = f"fer-edge webcam: {path.name}, {len(shown)} of {len(data)} tracks (longest first)"
+    title = f"fer-edge webcam: {name}, {len(shown)} of {len(data)} tracks (longest first)"
     table = [["track", "frames", "seconds", "dominant", *LABELS]]
     for tr in shown:
         shares = tr.shares()
