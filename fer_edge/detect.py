@@ -19,7 +19,7 @@ import numpy as np
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.imageio import to_bgr_u8, to_gray_u8
 
-DETECTORS = ("haar", "yunet")
+DETECTORS = ("auto", "haar", "yunet")
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,17 @@ class YuNetDetector:
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FerEdgeError(f"{model_path}: no such YuNet model file")
+        # OpenCV logs its own [ERROR] lines for a wrong file; our one-line error says it instead
+        level = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         try:
             self.net = cv2.FaceDetectorYN.create(str(model_path), "", (320, 320), score_threshold, 0.3, 5000)
+            self.net.detect(np.zeros((320, 320, 3), np.uint8))  # another ONNX file loads, then fails here
         except cv2.error as e:
-            raise FerEdgeError(f"{model_path}: OpenCV cannot load it as a YuNet model ({str(e).strip()[-200:]})") from None
+            cause = " ".join(str(getattr(e, "err", "") or e).split())[:200]
+            raise FerEdgeError(f"{model_path}: OpenCV cannot load it as a YuNet face detector ({cause})") from None
+        finally:
+            cv2.utils.logging.setLogLevel(level)
         self.max_side = max_side
         self._size: tuple[int, int] | None = None
 
@@ -122,11 +129,29 @@ class YuNetDetector:
         return _to_detections(faces[:, :4].astype(float), faces[:, 14].astype(float), scale, bgr.shape)
 
 
-def make_detector(name: str = "haar", model_path: str | Path | None = None, max_side: int = 640):
+def choose_detector(name: str, model_path: str | Path | None) -> tuple[str, Path | None, str]:
+    """(detector, model file, why) for a requested name. `auto`: YuNet when a model file is given or the
+    model store holds one, else Haar, with a hint on how to get YuNet."""
+    if name not in DETECTORS:
+        raise UsageError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
     if name == "haar":
-        return HaarDetector(max_side=max_side)
+        return "haar", None, "asked for"
+    if model_path is not None:
+        return "yunet", Path(model_path), "asked for" if name == "yunet" else "--detector-model given"
+    from fer_edge import store
+
+    found = store.stored("yunet")
+    if found is not None:
+        return "yunet", found, "from the model store"
     if name == "yunet":
-        if model_path is None:
-            raise UsageError("--detector yunet needs --detector-model PATH (a face_detection_yunet_*.onnx file)")
-        return YuNetDetector(model_path, max_side=max_side)
-    raise UsageError(f"unknown detector {name!r}; choose one of {', '.join(DETECTORS)}")
+        raise UsageError("--detector yunet needs a model: run `fer-edge models pull yunet`, or pass --detector-model PATH")
+    return "haar", None, "fer-edge models pull yunet finds turned and small faces"
+
+
+def make_detector(name: str = "auto", model_path: str | Path | None = None, max_side: int = 640):
+    """A detector; its `why` says how it was chosen (for the first line a command prints)."""
+    chosen, path, why = choose_detector(name, model_path)
+    det = HaarDetector(max_side=max_side) if chosen == "haar" else YuNetDetector(path, max_side=max_side)
+    det.why = why
+    det.model_path = path
+    return det

@@ -66,7 +66,7 @@ class Recognizer:
     def __init__(
         self,
         model: str | Path | None = None,
-        detector: str = "haar",
+        detector: str = "auto",
         detector_model: str | Path | None = None,
         device: str = "auto",
         threads: int = 0,

@@ -17,6 +17,19 @@ ASTRONAUT = DATA_DIR / "astronaut.jpg"  # NASA public-domain portrait (scikit-im
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def empty_model_store(tmp_path_factory):
+    """Every test starts from an empty fer-edge home, whatever this machine's store holds (a stored YuNet
+    would turn --detector auto into YuNet). Tests that fill a store point FER_EDGE_HOME elsewhere."""
+    old = os.environ.get("FER_EDGE_HOME")
+    os.environ["FER_EDGE_HOME"] = str(tmp_path_factory.mktemp("fer-edge-home"))
+    yield
+    if old is None:
+        os.environ.pop("FER_EDGE_HOME", None)
+    else:
+        os.environ["FER_EDGE_HOME"] = old
+
+
 def make_tiny_model(
     path: Path,
     labels=LABELS,

@@ -15,9 +15,10 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from fer_edge.cli import report_cmd, runtime_cmds, train_cmds
+    from fer_edge.cli import models_cmd, report_cmd, runtime_cmds, train_cmds
 
     runtime_cmds.register(app)
+    models_cmd.register(app)
     report_cmd.register(app)
     train_cmds.register(app)
 

@@ -30,6 +30,7 @@ class TorchDevice(str, Enum):
 
 
 class DetectorName(str, Enum):
+    auto = "auto"
     haar = "haar"
     yunet = "yunet"
 
@@ -39,9 +40,9 @@ ModelOpt = Annotated[
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto takes the first that starts of CUDA, CoreML, DirectML, OpenVINO, then the CPU, and says which runs and why; tensorrt builds and caches an engine on its first start.")]
 DetectorOpt = Annotated[
-    DetectorName, typer.Option("--detector", help="haar: built in, offline. yunet: more accurate, needs --detector-model.")
+    DetectorName, typer.Option("--detector", help="auto: YuNet when --detector-model is given or the model store holds it (fer-edge models pull yunet), else Haar. haar: built in, frontal faces. yunet: turned and small faces too.")
 ]
 DetectorModelOpt = Annotated[
-    Optional[Path], typer.Option("--detector-model", help="YuNet .onnx file (face_detection_yunet_*.onnx).")
+    Optional[Path], typer.Option("--detector-model", help="YuNet .onnx file (face_detection_yunet_*.onnx); default: the model store's.")
 ]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="CPU threads for onnxruntime (0: its default).")]

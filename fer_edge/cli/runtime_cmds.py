@@ -26,7 +26,7 @@ def classify(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write rows here instead of stdout.")] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f", help="csv or jsonl.")] = Format.csv,
     model: ModelOpt = None,
-    detector: DetectorOpt = DetectorName.haar,
+    detector: DetectorOpt = DetectorName.auto,
     detector_model: DetectorModelOpt = None,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = 0,
@@ -76,7 +76,8 @@ def classify(
     appending = resume and out.exists()
     recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
     console = Console(stderr=True, quiet=quiet)
-    console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {detector.value}")
+    det = recognizer.detector
+    console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {det.name} ({det.why})")
     if appending:
         done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
         todo = [p for p in files if str(p) not in done]
@@ -146,7 +147,7 @@ def classify(
 
 def info(
     model: ModelOpt = None,
-    detector: DetectorOpt = DetectorName.haar,
+    detector: DetectorOpt = DetectorName.auto,
     detector_model: DetectorModelOpt = None,
     device: DeviceOpt = Device.auto,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout: versions, providers (available, active, why not the GPU), GPU facts, shipped models, the model and detector.")] = False,
@@ -189,7 +190,7 @@ def info(
         "shipped_models": shipped,
         "model": {"path": str(path), "input": clf.info.input_name, "input_dtype": clf.info.input_dtype,
                   "metadata": clf.info.metadata},
-        "detector": {"name": det.name, "model": str(detector_model) if detector_model else None},
+        "detector": {"name": det.name, "model": str(det.model_path) if det.model_path else None, "why": det.why},
     }
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
@@ -235,7 +236,7 @@ def _print_info(facts: dict) -> None:
         meta.add_row(key, value if len(value) < 200 else value[:197] + "...")
     console.print(meta)
     d = facts["detector"]
-    console.print(f"detector: {d['name']}" + (f" ({d['model']})" if d["model"] else " (OpenCV Haar cascade, built in)"))
+    console.print(f"detector: {d['name']} ({d['why']})" + (f": {d['model']}" if d["model"] else ", OpenCV's Haar cascade, built in"))
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,7 @@ def webcam(
     width: Annotated[Optional[int], typer.Option(help="Ask the camera for this width.")] = None,
     height: Annotated[Optional[int], typer.Option(help="Ask the camera for this height.")] = None,
     model: ModelOpt = None,
-    detector: DetectorOpt = DetectorName.haar,
+    detector: DetectorOpt = DetectorName.auto,
     detector_model: DetectorModelOpt = None,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = 0,
@@ -64,7 +64,7 @@ def webcam(
     recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
     console.print(
         f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
-        f"detector {detector.value} at {detect_size or 'full'} px, every {detect_every} frame(s)"
+        f"detector {recognizer.detector.name} ({recognizer.detector.why}) at {detect_size or 'full'} px, every {detect_every} frame(s)"
     )
 
     # The report is drawn from the records; without --jsonl or --csv they are kept aside until it is drawn.

@@ -5,10 +5,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from pathlib import Path
 
+from fer_edge import atomic
 from fer_edge.errors import FerEdgeError, UsageError
 
 
@@ -18,22 +17,6 @@ def png_bytes(fig) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """A report rewritten every epoch must never be seen half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(fig, out: Path, title: str, table: list[list[str]] | None = None) -> Path:
     suffix = out.suffix.lower()
     if suffix not in (".png", ".html", ".htm"):
@@ -41,9 +24,9 @@ def save(fig, out: Path, title: str, table: list[list[str]] | None = None) -> Pa
     image = png_bytes(fig)
     try:
         if suffix == ".png":
-            _write_atomic(out, image)
+            atomic.write_bytes(out, image)
         else:
-            _write_atomic(out, page(title, image, table).encode("utf-8"))
+            atomic.write_bytes(out, page(title, image, table).encode("utf-8"))
     except OSError as e:
         raise FerEdgeError(f"{out}: cannot write the report ({e.strerror})") from None
     return out
