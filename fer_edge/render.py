@@ -30,13 +30,18 @@ def draw_face(
     confidence: float,
     probs: Sequence[float] | None = None,
     caption: str = "",
+    held: bool = False,
 ) -> None:
-    """Draw one face onto `canvas` in place (callers own the copy)."""
+    """Draw one face onto `canvas` in place (callers own the copy). A held face (the detector lost it; its
+    box follows the track's motion) gets a dashed box."""
     x, y, w, h = (int(v) for v in box)
     color = COLORS.get(label, (255, 255, 255))
     scale = max(0.45, min(1.2, canvas.shape[1] / 1200))
     thick = max(1, int(round(scale * 2)))
-    cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thick)
+    if held:
+        _dashed_rectangle(canvas, (x, y), (x + w, y + h), color, thick)
+    else:
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), color, thick)
     text = f"{caption}{label} {100 * confidence:.0f}%" if label else f"{caption}no label"
     (tw, th), base = cv2.getTextSize(text, FONT, scale, thick)
     ty = y - 6 if y - th - 10 > 0 else y + h + th + 6
@@ -44,6 +49,17 @@ def draw_face(
     cv2.putText(canvas, text, (x + 3, ty - 2), FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
     if probs is not None:
         _draw_bars(canvas, x + w + 6, y, max(36, h // 2), probs, scale)
+
+
+def _dashed_rectangle(canvas: np.ndarray, p0: tuple[int, int], p1: tuple[int, int], color, thick: int, dash: int = 8) -> None:
+    (x0, y0), (x1, y1) = p0, p1
+    for a, b in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+        length = max(abs(b[0] - a[0]), abs(b[1] - a[1]))
+        for start in range(0, length, 2 * dash):
+            end = min(start + dash, length)
+            s0 = (a[0] + (b[0] - a[0]) * start // max(length, 1), a[1] + (b[1] - a[1]) * start // max(length, 1))
+            s1 = (a[0] + (b[0] - a[0]) * end // max(length, 1), a[1] + (b[1] - a[1]) * end // max(length, 1))
+            cv2.line(canvas, s0, s1, color, thick)
 
 
 def _draw_bars(canvas: np.ndarray, x: int, y: int, height: int, probs: Sequence[float], scale: float) -> None:

@@ -85,7 +85,7 @@ def webcam(
                 writers.append(RecordWriter(f, fmt, RECORD_COLUMNS))
         video = VideoSink(output, src.fps) if output is not None else None
         console.print(f"source {spec.text} ({spec.kind}, {src.fps:.0f} fps{f', {src.frame_count} frames' if src.frame_count else ''})")
-        pipeline = Pipeline(recognizer, detect_every, EmotionSmoother(alpha=smoothing))
+        pipeline = Pipeline(recognizer, detect_every, EmotionSmoother(alpha=smoothing), fps=src.fps)
         # A headless run over a file can take hours: show how far it is (nothing to show for live sources).
         bar = spec.kind == "file" and window is None
         progress = stack.enter_context(Progress(

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -29,7 +30,7 @@ from fer_edge.writers import RecordWriter
 
 STAGES = ("capture", "detect", "classify", "draw")
 RECORD_COLUMNS = [
-    "time", "frame", "track", "x", "y", "w", "h", "label", "confidence",
+    "time", "frame", "track", "x", "y", "w", "h", "detected", "label", "confidence",
     *(f"p_{name}" for name in LABELS), *(f"raw_{name}" for name in LABELS),
 ]
 
@@ -42,6 +43,8 @@ class TrackedFace:
     confidence: float  # smoothed probability of `label`
     probs: tuple[float, ...]  # smoothed
     raw: tuple[float, ...]  # this frame's model output
+    detected: bool = True  # this frame's box came from the detector (else predicted along the track's motion)
+    held: bool = False  # the detector has lost this face: its box is held on the predicted motion
 
 
 @dataclass
@@ -114,11 +117,13 @@ class Pipeline:
     """detect -> track -> classify -> smooth for one frame; holds the per-stream state."""
 
     def __init__(self, recognizer: Recognizer, detect_every: int = 2, smoother: EmotionSmoother | None = None,
-                 tracker: IoUTracker | None = None):
+                 tracker: IoUTracker | None = None, fps: float = 30.0, hold_seconds: float = 0.5):
         self.recognizer = recognizer
         self.detect_every = max(1, detect_every)
         self.smoother = smoother or EmotionSmoother()
-        self.tracker = tracker or IoUTracker()
+        # a face the detector misses keeps its id for about hold_seconds, counted in detection rounds
+        rounds = max(1, math.ceil(hold_seconds * (fps if fps > 0 else 30.0) / self.detect_every))
+        self.tracker = tracker or IoUTracker(max_missed=rounds)
         self._count = 0
 
     def detect(self, image: np.ndarray) -> list:
@@ -140,7 +145,7 @@ class Pipeline:
             state = self.smoother.update(t.id, p)
             faces.append(TrackedFace(
                 t.id, tuple(int(v) for v in t.box), LABELS[state.label], float(state.probs[state.label]),
-                tuple(float(v) for v in state.probs), tuple(float(v) for v in p),
+                tuple(float(v) for v in state.probs), tuple(float(v) for v in p), t.detected_now, t.held,
             ))
         return faces
 
@@ -148,7 +153,7 @@ class Pipeline:
 def draw_frame(image: np.ndarray, faces: list[TrackedFace], hud: list[str]) -> np.ndarray:
     canvas = image.copy() if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     for f in faces:
-        draw_face(canvas, f.box, f.label, f.confidence, f.probs, caption=f"#{f.track} ")
+        draw_face(canvas, f.box, f.label, f.confidence, f.probs, caption=f"#{f.track} ", held=f.held)
     draw_hud(canvas, hud)
     return canvas
 
@@ -171,7 +176,7 @@ def face_records(frame: Frame, faces: list[TrackedFace]) -> list[dict]:
     for f in faces:
         x, y, w, h = f.box
         rec = {"time": round(frame.time, 3), "frame": frame.index, "track": f.track, "x": x, "y": y, "w": w, "h": h,
-               "label": f.label, "confidence": round(f.confidence, 5)}
+               "detected": f.detected, "label": f.label, "confidence": round(f.confidence, 5)}
         rec.update({f"p_{n}": round(v, 5) for n, v in zip(LABELS, f.probs)})
         rec.update({f"raw_{n}": round(v, 5) for n, v in zip(LABELS, f.raw)})
         out.append(rec)
@@ -266,6 +271,8 @@ def run(
             frames += 1
 
             for f in faces:
+                if f.held:  # the summary counts the frames a face was seen, not the ones it was held through
+                    continue
                 s = tracks.setdefault(f.track, TrackSummary())
                 s.frames += 1
                 s.counts[f.label] += 1

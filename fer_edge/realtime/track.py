@@ -2,6 +2,9 @@
 
 Between detection rounds (`--detect-every` > 1) a box would otherwise stand still and then jump; each
 track keeps a damped per-frame velocity from its detections and `predict()` carries the box along it.
+A face the detector misses (turned away, blurred, one bad frame) is held on its predicted box for up to
+`max_missed` detection rounds, about half a second, and keeps its id when it is found again. Ids are never
+reused.
 """
 
 from __future__ import annotations
@@ -30,6 +33,12 @@ class Track:
     detected: Box | None = None  # the last detected box
     velocity: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # x, y, w, h per frame
     since: int = 0  # frames since the last detection
+    detected_now: bool = True  # this frame's box came from the detector (not predicted, not held)
+
+    @property
+    def held(self) -> bool:
+        """Lost by the detector and carried on its motion until it is found again or given up."""
+        return self.missed > 0
 
 
 class IoUTracker:
@@ -41,7 +50,8 @@ class IoUTracker:
         self._next_id = 1
 
     def update(self, boxes: list[Box], scores: list[float] | None = None) -> list[Track]:
-        """Match this round's detections to tracks (greedy by IoU); return the tracks seen now, in box order.
+        """Match this round's detections to tracks (greedy by IoU). Return the detected tracks in box order,
+        then the held ones (missed, on their predicted boxes).
 
         Tracks are matched at their predicted boxes, so a face moving fast between rounds keeps its id.
         """
@@ -62,6 +72,7 @@ class IoUTracker:
         for ti, t in enumerate(self.tracks):
             if ti not in matched_tracks:
                 t.missed += 1
+                t.detected_now = False
         for bi, b in enumerate(boxes):
             t = owner.get(bi)
             if t is None:
@@ -75,19 +86,22 @@ class IoUTracker:
                 if t.detected is not None and t.since > 0:
                     seen = tuple((n - o) / t.since for n, o in zip(b, t.detected))
                     t.velocity = tuple(self.damping * v + (1 - self.damping) * s for v, s in zip(t.velocity, seen))
-            t.box, t.score, t.detected, t.since = b, scores[bi], b, 0
+            t.box, t.score, t.detected, t.since, t.detected_now = b, scores[bi], b, 0, True
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
-        return [owner[bi] for bi in range(len(boxes))]
+        found = [owner[bi] for bi in range(len(boxes))]
+        return found + [t for t in self.tracks if t.held]
 
     def predict(self) -> list[Track]:
-        """A frame without detection: move each track seen in the last round along its velocity."""
+        """A frame without detection: move every live track along its velocity (held ones too)."""
         self._advance()
-        return [t for t in self.tracks if t.missed == 0]
+        for t in self.tracks:
+            t.detected_now = False
+        return list(self.tracks)
 
     def _advance(self) -> None:
         for t in self.tracks:
             t.since += 1
-            if t.missed == 0 and t.detected is not None:
+            if t.detected is not None:
                 x, y, w, h = (d + v * t.since for d, v in zip(t.detected, t.velocity))
                 t.box = (round(x), round(y), max(1, round(w)), max(1, round(h)))
 
