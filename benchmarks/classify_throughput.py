@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--photos", type=int, default=20, help="photos per size and face count")
     ap.add_argument("--video-seconds", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--detect-size", type=int, default=1280)
+    ap.add_argument("--detect-size", type=int, default=1920)  # classify's default
     args = ap.parse_args()
     detectors = ["haar"] + (["yunet"] if args.detector_model else [])
 

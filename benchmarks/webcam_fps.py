@@ -50,8 +50,8 @@ def main() -> None:
     ap.add_argument("--detector-model")
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--detect-size", type=int, default=320)
-    ap.add_argument("--detect-every", default="1,2,3")
+    ap.add_argument("--detect-size", type=int, default=640)
+    ap.add_argument("--detect-every", default="2,3,4")
     args = ap.parse_args()
     detectors = ["haar"] + (["yunet"] if args.detector_model else [])
 

@@ -65,14 +65,16 @@ class HaarDetector:
     # ~44/48 of a FER crop's side, so +5% on each side.
     margin = 0.05
 
-    def __init__(self, max_side: int = 640, min_neighbors: int = 5, min_size: int = 24, min_score: float = 2.5):
+    def __init__(self, max_side: int = 640, min_neighbors: int = 5, min_size: int = 24, min_score: float = 2.5,
+                 min_face: int = 0):
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
             raise FerEdgeError(f"cannot load OpenCV's Haar cascade at {path}; reinstall opencv-python (4.x)")
         self.max_side = max_side
         self.min_neighbors = min_neighbors
-        self.min_size = min_size
+        self.min_size = min_size  # the cascade's least window at the working size
+        self.min_face = min_face  # in input pixels: skipping the scales below it is where Haar's time goes
         # Faces score ~3-9; the cascade's stray hits on hair, clothing and texture mostly score below 2.5.
         self.min_score = min_score
 
@@ -80,10 +82,11 @@ class HaarDetector:
         gray = to_gray_u8(image)
         scale = _working_scale(gray.shape, self.max_side)
         small = _resize(gray, scale)
-        if min(small.shape) < self.min_size:
+        least = max(self.min_size, round(self.min_face * scale))
+        if min(small.shape) < least:
             return []
         rects, _, weights = self.cascade.detectMultiScale3(
-            small, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size),
+            small, scaleFactor=1.1, minNeighbors=self.min_neighbors, minSize=(least, least),
             outputRejectLevels=True,
         )
         if len(rects) == 0:
@@ -97,7 +100,7 @@ class YuNetDetector:
     name = "yunet"
     margin = -0.05  # YuNet's boxes run ~53/48 of a FER crop's side: trim 5% on each side
 
-    def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6):
+    def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6, min_face: int = 0):
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FerEdgeError(f"{model_path}: no such YuNet model file")
@@ -113,6 +116,7 @@ class YuNetDetector:
         finally:
             cv2.utils.logging.setLogLevel(level)
         self.max_side = max_side
+        self.min_face = min_face  # in input pixels; YuNet's cost does not depend on it, so it only filters
         self._size: tuple[int, int] | None = None
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -126,7 +130,8 @@ class YuNetDetector:
         _, faces = self.net.detect(small)
         if faces is None or len(faces) == 0:
             return []
-        return _to_detections(faces[:, :4].astype(float), faces[:, 14].astype(float), scale, bgr.shape)
+        dets = _to_detections(faces[:, :4].astype(float), faces[:, 14].astype(float), scale, bgr.shape)
+        return [d for d in dets if d.h >= self.min_face] if self.min_face else dets
 
 
 def choose_detector(name: str, model_path: str | Path | None) -> tuple[str, Path | None, str]:
@@ -148,10 +153,11 @@ def choose_detector(name: str, model_path: str | Path | None) -> tuple[str, Path
     return "haar", None, "fer-edge models pull yunet finds turned and small faces"
 
 
-def make_detector(name: str = "auto", model_path: str | Path | None = None, max_side: int = 640):
+def make_detector(name: str = "auto", model_path: str | Path | None = None, max_side: int = 640, min_face: int = 0):
     """A detector; its `why` says how it was chosen (for the first line a command prints)."""
     chosen, path, why = choose_detector(name, model_path)
-    det = HaarDetector(max_side=max_side) if chosen == "haar" else YuNetDetector(path, max_side=max_side)
+    det = (HaarDetector(max_side=max_side, min_face=min_face) if chosen == "haar"
+           else YuNetDetector(path, max_side=max_side, min_face=min_face))
     det.why = why
     det.model_path = path
     return det

@@ -72,9 +72,10 @@ class Recognizer:
         threads: int = 0,
         margin: float | None = None,
         detect_size: int = 640,
+        min_face: int = 0,
     ):
         self.classifier = ExpressionClassifier.from_path(resolve_model(model), device=device, threads=threads)
-        self.detector = make_detector(detector, detector_model, max_side=detect_size)
+        self.detector = make_detector(detector, detector_model, max_side=detect_size, min_face=min_face)
         self.margin = self.detector.margin if margin is None else margin
 
     @property

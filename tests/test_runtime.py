@@ -402,3 +402,12 @@ def test_a_regular_install_ships_both_models_and_the_training_packages(tmp_path)
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
                           capture_output=True, text=True, timeout=120)
     assert "INSTALLED_OK" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_min_face_skips_smaller_faces_for_both_detectors(tiny_model, astronaut, yunet_model):
+    from conftest import group_photo
+
+    photo = group_photo(astronaut)  # three 180 px heads, faces about 100 px
+    for name, model in (("haar", None), ("yunet", yunet_model)):
+        assert len(Recognizer(tiny_model, name, model, device="cpu", detect_size=0).predict(photo)) == 3
+        assert Recognizer(tiny_model, name, model, device="cpu", detect_size=0, min_face=200).predict(photo) == []

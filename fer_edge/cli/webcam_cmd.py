@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
-from fer_edge.cli.options import DetectorModelOpt, DetectorName, DetectorOpt, Device, DeviceOpt, ModelOpt, ThreadsOpt
+from fer_edge.cli.options import DetectorModelOpt, DetectorName, DetectorOpt, Device, DeviceOpt, MinFaceOpt, ModelOpt, ThreadsOpt
 from fer_edge.errors import UsageError
 
 
@@ -21,6 +21,7 @@ def webcam(
     model: ModelOpt = None,
     detector: DetectorOpt = DetectorName.auto,
     detector_model: DetectorModelOpt = None,
+    min_face: MinFaceOpt = 0,
     device: DeviceOpt = Device.auto,
     threads: ThreadsOpt = 0,
     display: Annotated[bool, typer.Option("--display/--no-display", help="Show the OpenCV window.")] = True,
@@ -30,8 +31,8 @@ def webcam(
     max_frames: Annotated[int, typer.Option(min=0, help="Stop after N frames (0: no bound).")] = 0,
     duration: Annotated[float, typer.Option(min=0, help="Stop after S seconds (0: no bound).")] = 0.0,
     realtime: Annotated[bool, typer.Option(help="Play files at their frame rate, dropping frames when behind.")] = False,
-    detect_every: Annotated[int, typer.Option(min=1, help="Detect every N frames; between them the tracker moves each box along its motion.")] = 2,
-    detect_size: Annotated[int, typer.Option(min=0, help="Detect on a copy whose longer side is this (0: full size).")] = 320,
+    detect_every: Annotated[int, typer.Option(min=1, help="Detect every N frames; between them the tracker moves each box along its motion.")] = 3,
+    detect_size: Annotated[int, typer.Option(min=0, help="Detect on a copy whose longer side is this (0: full size). 640 finds Haar faces from about 40 px (benchmarks/small_faces.py).")] = 640,
     smoothing: Annotated[float, typer.Option(min=0.01, max=1.0, help="EMA weight of each new frame (1: no smoothing).")] = 0.25,
     stall_timeout: Annotated[float, typer.Option(help="Seconds without a frame before a live source counts as stalled.")] = 5.0,
     report: Annotated[Optional[Path], typer.Option(help="At the end, draw each face's emotions over time here (.png or .html; thumbnails from a video file source).")] = None,
@@ -61,7 +62,8 @@ def webcam(
     outputs = [p for p in (output, jsonl, csv_out) if p is not None]
     if len(set(outputs)) != len(outputs):
         raise UsageError("--output, --jsonl and --csv must be different files")
-    recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size)
+    recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size,
+                            min_face=min_face)
     console.print(
         f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
         f"detector {recognizer.detector.name} ({recognizer.detector.why}) at {detect_size or 'full'} px, every {detect_every} frame(s)"
