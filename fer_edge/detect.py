@@ -29,6 +29,7 @@ class Detection:
     w: int
     h: int
     score: float
+    angle: float = 0.0  # tilt of the eye line in degrees (YuNet's landmarks; 0 where the detector has none)
 
     @property
     def box(self) -> tuple[int, int, int, int]:
@@ -47,15 +48,17 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _to_detections(boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...]) -> list[Detection]:
+def _to_detections(boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...],
+                   angles: np.ndarray | None = None) -> list[Detection]:
     """Map working-size boxes back to the input and clip them to it; best score first."""
     h, w = shape[:2]
     out = []
-    for (bx, by, bw, bh), s in zip(boxes, scores):
+    angles = np.zeros(len(boxes)) if angles is None else angles
+    for (bx, by, bw, bh), s, a in zip(boxes, scores, angles):
         x0, y0 = max(0.0, bx / scale), max(0.0, by / scale)
         x1, y1 = min(float(w), (bx + bw) / scale), min(float(h), (by + bh) / scale)
         if x1 - x0 >= 2 and y1 - y0 >= 2:
-            out.append(Detection(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)), float(s)))
+            out.append(Detection(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)), float(s), float(a)))
     return sorted(out, key=lambda d: -d.score)
 
 
@@ -130,7 +133,9 @@ class YuNetDetector:
         _, faces = self.net.detect(small)
         if faces is None or len(faces) == 0:
             return []
-        dets = _to_detections(faces[:, :4].astype(float), faces[:, 14].astype(float), scale, bgr.shape)
+        # landmarks: right eye (x, y), left eye (x, y), ... in image coordinates; the eye line's tilt
+        angles = np.degrees(np.arctan2(faces[:, 7] - faces[:, 5], faces[:, 6] - faces[:, 4]))
+        dets = _to_detections(faces[:, :4].astype(float), faces[:, 14].astype(float), scale, bgr.shape, angles)
         return [d for d in dets if d.h >= self.min_face] if self.min_face else dets
 
 

@@ -411,3 +411,30 @@ def test_min_face_skips_smaller_faces_for_both_detectors(tiny_model, astronaut, 
     for name, model in (("haar", None), ("yunet", yunet_model)):
         assert len(Recognizer(tiny_model, name, model, device="cpu", detect_size=0).predict(photo)) == 3
         assert Recognizer(tiny_model, name, model, device="cpu", detect_size=0, min_face=200).predict(photo) == []
+
+
+def test_tilted_faces_are_levelled_before_cropping(tiny_model, astronaut, yunet_model):
+    """YuNet's eye landmarks give the tilt; a face turned 30 degrees is cropped level (closer to the upright
+    crop than the plain crop is), and a face within ALIGN_MIN_TILT is left as it is."""
+    from fer_edge.crop import ALIGN_MIN_TILT
+
+    big = cv2.resize(astronaut, (768, 768))
+    det = YuNetDetector(yunet_model, max_side=0)
+    upright = det.detect(big)[0]
+    assert abs(upright.angle) < ALIGN_MIN_TILT
+    ref = crop_face(big, upright.box, det.margin)
+    turned = cv2.warpAffine(big, cv2.getRotationMatrix2D((384, 384), 30, 1.0), (768, 768), borderMode=cv2.BORDER_REFLECT)
+    d = det.detect(turned)[0]
+    assert d.angle < -ALIGN_MIN_TILT  # turned counter-clockwise: the eye line falls to the left
+    plain = crop_face(turned, d.box, det.margin)
+    level = crop_face(turned, d.box, det.margin, angle=d.angle)
+    assert np.abs(level.astype(int) - ref).mean() < 0.9 * np.abs(plain.astype(int) - ref).mean()
+
+    rec = Recognizer(tiny_model, "yunet", yunet_model, device="cpu", detect_size=0)
+    calls = []
+    real = rec.classifier.predict_probs
+    rec.classifier.predict_probs = lambda crops, **k: calls.append(crops) or real(crops, **k)
+    rec.predict(turned)
+    np.testing.assert_array_equal(calls[-1][0], level)  # the recognizer crops it level
+    rec.predict(big)
+    np.testing.assert_array_equal(calls[-1][0], ref)  # and leaves a near-upright face alone

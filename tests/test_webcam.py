@@ -381,7 +381,7 @@ class _DroppingDetector:
         boxes = [b for b, gone in zip(self.truth(self.frame), self.missing[self.frame]) if not gone]
         return [Detection(*b, 0.9) for b in boxes]
 
-    def face_probs(self, image, boxes):
+    def face_probs(self, image, boxes, tilts=None):
         return np.full((len(boxes), 7), 1 / 7)
 
 

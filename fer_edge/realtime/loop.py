@@ -129,7 +129,7 @@ class Pipeline:
     def detect(self, image: np.ndarray) -> list:
         if self._count % self.detect_every == 0:
             dets = self.recognizer.detect(image)
-            tracks = self.tracker.update([d.box for d in dets], [d.score for d in dets])
+            tracks = self.tracker.update([d.box for d in dets], [d.score for d in dets], [d.angle for d in dets])
             self.smoother.forget(self.tracker.ids())
         else:  # between detections the tracker carries the boxes along their motion
             tracks = self.tracker.predict()
@@ -139,7 +139,7 @@ class Pipeline:
     def classify(self, image: np.ndarray, tracks: list) -> list[TrackedFace]:
         if not tracks:
             return []
-        probs = self.recognizer.face_probs(image, [t.box for t in tracks])
+        probs = self.recognizer.face_probs(image, [t.box for t in tracks], tilts=[t.angle for t in tracks])
         faces = []
         for t, p in zip(tracks, probs):
             state = self.smoother.update(t.id, p)

@@ -34,6 +34,7 @@ class Track:
     velocity: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # x, y, w, h per frame
     since: int = 0  # frames since the last detection
     detected_now: bool = True  # this frame's box came from the detector (not predicted, not held)
+    angle: float = 0.0  # the eye line's tilt at the last detection (YuNet), for aligned crops
 
     @property
     def held(self) -> bool:
@@ -49,7 +50,7 @@ class IoUTracker:
         self.tracks: list[Track] = []
         self._next_id = 1
 
-    def update(self, boxes: list[Box], scores: list[float] | None = None) -> list[Track]:
+    def update(self, boxes: list[Box], scores: list[float] | None = None, angles: list[float] | None = None) -> list[Track]:
         """Match this round's detections to tracks (greedy by IoU). Return the detected tracks in box order,
         then the held ones (missed, on their predicted boxes).
 
@@ -57,6 +58,7 @@ class IoUTracker:
         """
         self._advance()
         scores = scores or [0.0] * len(boxes)
+        angles = angles or [0.0] * len(boxes)
         pairs = sorted(
             ((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks) for bi, b in enumerate(boxes)), reverse=True
         )
@@ -86,7 +88,7 @@ class IoUTracker:
                 if t.detected is not None and t.since > 0:
                     seen = tuple((n - o) / t.since for n, o in zip(b, t.detected))
                     t.velocity = tuple(self.damping * v + (1 - self.damping) * s for v, s in zip(t.velocity, seen))
-            t.box, t.score, t.detected, t.since, t.detected_now = b, scores[bi], b, 0, True
+            t.box, t.score, t.detected, t.since, t.detected_now, t.angle = b, scores[bi], b, 0, True, angles[bi]
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         found = [owner[bi] for bi in range(len(boxes))]
         return found + [t for t in self.tracks if t.held]
