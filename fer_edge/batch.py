@@ -40,7 +40,9 @@ def iter_input_paths(inputs: Iterable[str | Path], recursive: bool = False) -> l
         p = Path(raw)
         if p.is_dir():
             found = p.rglob("*") if recursive else p.iterdir()
-            media = sorted(f for f in found if f.is_file() and f.suffix.lower() in wanted)
+            # files, and links that point nowhere (they become error rows, as when named directly); pipes,
+            # devices and sockets are left out of a folder: reading one would hang
+            media = sorted(f for f in found if f.suffix.lower() in wanted and (f.is_file() or (f.is_symlink() and not f.exists())))
             if not media:
                 hint = "" if recursive else " (add --recursive to look in subfolders)"
                 raise UsageError(f"{p}: no images or videos ({', '.join(sorted(wanted))}){hint}")

@@ -3,25 +3,49 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fer_edge import MAX_PIXELS, imageheader
 from fer_edge.errors import FerEdgeError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
-# Refuse images above this many pixels before decoding (a decompression bomb, or a 1-gigapixel scan).
-# 100 MP covers every camera photo; override with FER_EDGE_MAX_PIXELS.
-MAX_PIXELS = int(os.environ.get("FER_EDGE_MAX_PIXELS", 100_000_000))
-# OpenCV checks this limit itself while decoding; it reads the variable once, at import.
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_PIXELS))
+# EXIF orientation -> how to turn the stored pixels upright (None: as stored)
+_UPRIGHT = {
+    2: lambda im: cv2.flip(im, 1),
+    3: lambda im: cv2.rotate(im, cv2.ROTATE_180),
+    4: lambda im: cv2.flip(im, 0),
+    5: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE), 1),
+    6: lambda im: cv2.rotate(im, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda im: cv2.flip(cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE), 1),
+    8: lambda im: cv2.rotate(im, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
+
+
+def check_regular_file(path: Path) -> None:
+    """A pipe, device or socket named as an input would block or never end: refuse it up front."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FerEdgeError(f"{path}: {'broken symbolic link' if path.is_symlink() else 'no such file'}") from None
+    except PermissionError:
+        raise FerEdgeError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise FerEdgeError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise FerEdgeError(f"{path}: not a regular file ({kind})")
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as OpenCV decodes it (any depth, any channels), or raise FerEdgeError."""
+    """Read an image file as OpenCV decodes it (any depth, any channels), turned upright by its EXIF
+    orientation, or raise FerEdgeError. Oversized images are refused from their header, before decoding."""
     path = Path(path)
+    check_regular_file(path)
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
@@ -32,15 +56,20 @@ def read_image(path: str | Path) -> np.ndarray:
         raise FerEdgeError(f"{path}: cannot read ({e.strerror or e})") from None
     if data.size == 0:
         raise FerEdgeError(f"{path}: empty file (0 bytes)")
+    head = data[: 1 << 16].tobytes()
+    size = imageheader.dimensions(head)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise FerEdgeError(f"{path}: {size[0]}x{size[1]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
         image = None
     if image is None:
-        raise FerEdgeError(f"{path}: not a decodable image (corrupt, truncated, or too large)")
+        raise FerEdgeError(f"{path}: not a decodable image (corrupt, truncated, or over the {MAX_PIXELS:,}-pixel limit)")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
-        raise FerEdgeError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit")
-    return image
+        raise FerEdgeError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
+    upright = _UPRIGHT.get(imageheader.orientation(head))
+    return upright(image) if upright else image
 
 
 def to_u8(image: np.ndarray) -> np.ndarray:

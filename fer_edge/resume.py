@@ -14,7 +14,9 @@ from fer_edge.writers import RecordWriter
 
 def _complete_lines(out: Path) -> str:
     try:
-        text = out.read_text(encoding="utf-8")
+        # as classify writes it; newline="": a \r inside a quoted file name must stay a \r
+        with open(out, encoding="utf-8", errors="surrogateescape", newline="") as f:
+            text = f.read()
     except (OSError, UnicodeDecodeError) as e:
         raise FerEdgeError(f"{out}: cannot read it to resume ({getattr(e, 'strerror', None) or e})") from None
     # A run killed in the middle of a write leaves a partial last line: it belongs to the file redone anyway.
@@ -55,7 +57,7 @@ def finished_paths(out: Path, fmt: str, columns: list[str]) -> set[str]:
     redo |= {r["path"] for r in records if r.get("error")}
     keep = [r for r in records if r["path"] not in redo]
     tmp = out.with_name(out.name + ".resume.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         writer = RecordWriter(f, fmt, columns, flush=False)
         for r in keep:
             writer.write(r)

@@ -4,7 +4,9 @@ lost) and annotated copies (a PNG per image, an MP4 of the sampled frames per vi
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import IO
 
@@ -33,17 +35,38 @@ class RecordWriter:
         self.stream, self.fmt, self.columns, self.flush = stream, fmt, columns, flush
         if fmt == "csv":
             self._csv = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+            # csv quotes a field only for the characters of its line terminator: a row with a \r in it (a
+            # file name can hold one) goes through a \r\n writer, which quotes it, so every name round-trips
+            self._csv_cr = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
             if header:
                 self._csv.writeheader()
-                stream.flush()
+                self._flush()
 
     def write(self, record: dict) -> None:
         if self.fmt == "csv":
-            self._csv.writerow({k: "" if v is None else v for k, v in record.items()})
+            row = {k: "" if v is None else v for k, v in record.items()}
+            has_cr = any(isinstance(v, str) and "\r" in v for v in row.values())
+            (self._csv_cr if has_cr else self._csv).writerow(row)
         else:
-            self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.stream.write(_json_line(record))
         if self.flush:
+            self._flush()
+
+    def _flush(self) -> None:
+        try:
             self.stream.flush()
+        except OSError as e:
+            raise FerEdgeError(f"cannot write the output ({e.strerror or e}); the rows written so far are kept") from None
+
+
+def _json_line(record: dict) -> str:
+    text = json.dumps(record, ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a file name that is not valid UTF-8 (kept as surrogates): escape it
+            text = json.dumps(record)
+    return text + "\n"
 
 
 def _r(v: float) -> float:
@@ -84,6 +107,9 @@ class AnnotatedCopies:
 
     def _path(self, source: Path, suffix: str) -> Path:
         name = source.stem
+        if len(os.fsencode(name)) > 180:  # a file system takes 255 bytes a name: keep room for the suffix
+            digest = hashlib.sha1(os.fsencode(name)).hexdigest()[:10]
+            name = os.fsdecode(os.fsencode(name)[:160]).rstrip("\udcff") + "~" + digest
         if name in self.names:
             name = f"{name}_{len(self.names)}"
         self.names.add(name)
@@ -95,8 +121,13 @@ class AnnotatedCopies:
         canvas = annotate(result.image, result.faces)
         if result.frame is None:
             path = self._path(result.path, ".png")
-            if not cv2.imwrite(str(path), canvas):
-                raise FerEdgeError(f"{path}: cannot write the annotated copy (disk full, or no permission?)")
+            ok, png = cv2.imencode(".png", canvas)
+            try:
+                if not ok:
+                    raise OSError("PNG encoding failed")
+                path.write_bytes(png.tobytes())  # through Python, so a failure says why (no space, name too long)
+            except OSError as e:
+                raise FerEdgeError(f"cannot write the annotated copy {path.name} ({e.strerror or e})") from None
             return
         if result.path not in self.videos:  # sampled frames play at the sampling rate
             fps = 1 / self.video_every if self.video_every > 0 else probe(result.path)[0]

@@ -194,7 +194,8 @@ def _folder_fingerprint(root: Path) -> str:
     for p in sorted(root.rglob("*")):
         if p.is_file():
             st = p.stat()
-            h.update(f"{p.relative_to(root)}:{st.st_size}:{int(st.st_mtime)}\n".encode())
+            # os.fsencode: a name that is not valid UTF-8 hashes as its own bytes
+            h.update(os.fsencode(p.relative_to(root)) + f":{st.st_size}:{int(st.st_mtime)}\n".encode())
     return h.hexdigest()
 
 

@@ -27,4 +27,7 @@ _register()
 
 
 def main() -> None:
+    from fer_edge.cli.guard import install_signal_handlers
+
+    install_signal_handlers()
     app()

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
+from fer_edge.cli.output import print_table
 
 models_app = typer.Typer(help="The model store: shipped classifiers, and detectors pulled or added (YuNet).",
                          no_args_is_help=True)
@@ -39,7 +40,7 @@ def list_models() -> None:
             table.add_row(name, "detector", "-", "-", hint)
         else:
             table.add_row(name, "detector", f"{entry['size']:,}", entry["sha256"][:16], str(path))
-    Console(width=max(Console().width, 140)).print(table)
+    print_table(Console(), table)
 
 
 def pull(

@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
+from fer_edge.cli.output import print_table
 from fer_edge.cli.options import DetectorModelOpt, DetectorOpt, DetectorName, Device, DeviceOpt, MinFaceOpt, ModelOpt, ThreadsOpt
 from fer_edge.errors import FerEdgeError, UsageError
 
@@ -61,7 +62,8 @@ def classify(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from fer_edge.batch import BatchStats, classify_files, iter_input_paths
+    from fer_edge.batch import BatchStats, FileResult, classify_files, iter_input_paths
+    from fer_edge.lock import exclusive
     from fer_edge.recognizer import Recognizer
     from fer_edge.resume import finished_paths
     from fer_edge.videoio import is_video, samples_in
@@ -74,77 +76,97 @@ def classify(
 
         preflight(report)
     files = iter_input_paths(paths, recursive=recursive)
-    appending = resume and out.exists()
-    recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size,
-                            min_face=min_face)
-    console = Console(stderr=True, quiet=quiet)
-    det = recognizer.detector
-    console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {det.name} ({det.why})")
-    if appending:
-        done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
-        todo = [p for p in files if str(p) not in done]
-        console.print(f"resuming {out}: {len(files) - len(todo)} file(s) already done, {len(todo)} to classify")
-        files = todo
-
-    stats = BatchStats()
-    try:
-        with ExitStack() as stack:
-            if out is not None:
-                try:
-                    stream = stack.enter_context(open(out, "a" if appending else "w", encoding="utf-8", newline=""))
-                except OSError as e:
-                    raise UsageError(f"{out}: cannot write ({e.strerror})") from None
-            else:
-                stream = sys.stdout
-            writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS, header=not appending)
-            writers = [writer]
-            if report is not None and out is None:  # rows go to stdout: keep a copy aside for the report
-                aside = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=f".{fmt.value}", encoding="utf-8", newline=""))
-                writers.append(RecordWriter(aside, fmt.value, CLASSIFY_COLUMNS, flush=False))
-            copies = AnnotatedCopies(annotate_dir, video_every) if annotate_dir is not None else None
-            if copies is not None:
-                stack.callback(copies.close)  # annotated videos stay playable after an error or Ctrl-C
-            progress = stack.enter_context(
-                Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
-            )
-            # One step per image or sampled video frame, so that hours of video move the bar too.
-            task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
-            results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
-            previous = None
-            for result in results:
-                for record in classify_records(result, fmt.value):
-                    for w in writers:
-                        w.write(record)
-                if result.error:
-                    part_way = previous is not None and previous.path == result.path and previous.frame is not None
-                    kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
-                    verb = "incomplete" if part_way else "skipped"
-                    progress.console.print(f"[yellow]{verb}[/] {escape(str(result.path))}: {escape(result.error)}{kept}")
-                elif copies is not None:
-                    copies.add(result)
-                stats.add(result)
-                progress.advance(task)
-                previous = result
-            if report is not None:
-                from fer_edge.report.make import records
-
-                stream.flush()
-                if len(writers) > 1:
-                    aside.flush()
-                records(out if out is not None else Path(aside.name), report,
-                        name=str(out) if out is not None else " ".join(map(str, paths)))
-                progress.console.print(f"report written: {report}")
-    except KeyboardInterrupt:
+    with ExitStack() as held:  # one writer per output, for the whole run: a second run fails at once
         if out is not None:
-            typer.echo(f"to continue where this stopped, run the same command with --resume (it appends to {out})", err=True)
-        raise
+            held.callback(exclusive(out, "--out"))
+        if annotate_dir is not None:
+            try:
+                annotate_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UsageError(f"{annotate_dir}: cannot create the --annotate folder ({e.strerror or e})") from None
+            held.callback(exclusive(annotate_dir, "--annotate folder"))
+        appending = resume and out.exists()
+        recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size,
+                                min_face=min_face)
+        console = Console(stderr=True, quiet=quiet)
+        det = recognizer.detector
+        console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {det.name} ({det.why})")
+        if appending:
+            done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
+            todo = [p for p in files if str(p) not in done]
+            console.print(f"resuming {out}: {len(files) - len(todo)} file(s) already done, {len(todo)} to classify")
+            files = todo
 
-    table = Table(title="fer-edge classify", show_header=False)
-    for name, value in stats.rows():
-        table.add_row(name, value)
-    console.print(table)
-    if strict and stats.errors:
-        raise FerEdgeError(f"{stats.errors} of {stats.files} file(s) failed (--strict)")
+        stats = BatchStats()
+        try:
+            with ExitStack() as stack:
+                if out is not None:
+                    try:
+                        # surrogateescape: a file name that is not valid UTF-8 is written back as its own bytes
+                        stream = stack.enter_context(open(out, "a" if appending else "w", encoding="utf-8",
+                                                          errors="surrogateescape", newline=""))
+                    except OSError as e:
+                        raise UsageError(f"{out}: cannot write ({e.strerror})") from None
+                else:
+                    stream = sys.stdout
+                    stream.reconfigure(errors="surrogateescape")
+                writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS, header=not appending)
+                writers = [writer]
+                if report is not None and out is None:  # rows go to stdout: keep a copy aside for the report
+                    aside = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=f".{fmt.value}", encoding="utf-8", newline=""))
+                    writers.append(RecordWriter(aside, fmt.value, CLASSIFY_COLUMNS, flush=False))
+                copies = AnnotatedCopies(annotate_dir, video_every) if annotate_dir is not None else None
+                if copies is not None:
+                    stack.callback(copies.close)  # annotated videos stay playable after an error or Ctrl-C
+                progress = stack.enter_context(
+                    Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
+                )
+                # One step per image or sampled video frame, so that hours of video move the bar too.
+                task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
+                results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
+                previous = None
+                for result in results:
+                    for record in classify_records(result, fmt.value):
+                        for w in writers:
+                            w.write(record)
+                    if result.error:
+                        part_way = previous is not None and previous.path == result.path and previous.frame is not None
+                        kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
+                        verb = "incomplete" if part_way else "skipped"
+                        progress.console.print(f"[yellow]{verb}[/] {escape(str(result.path))}: {escape(result.error)}{kept}")
+                    elif copies is not None:
+                        try:
+                            copies.add(result)
+                        except FerEdgeError as e:  # that file's error row; the run goes on
+                            failed = FileResult(result.path, error=str(e), frame=result.frame, time=result.time)
+                            for record in classify_records(failed, fmt.value):
+                                for w in writers:
+                                    w.write(record)
+                            progress.console.print(f"[yellow]not annotated[/] {escape(str(result.path))}: {escape(str(e))}")
+                            stats.errors += 1
+                    stats.add(result)
+                    progress.advance(task)
+                    previous = result
+                if report is not None:
+                    from fer_edge.report.make import records
+
+                    stream.flush()
+                    if len(writers) > 1:
+                        aside.flush()
+                    records(out if out is not None else Path(aside.name), report,
+                            name=str(out) if out is not None else " ".join(map(str, paths)))
+                    progress.console.print(f"report written: {report}")
+        except KeyboardInterrupt:
+            if out is not None:
+                typer.echo(f"to continue where this stopped, run the same command with --resume (it appends to {out})", err=True)
+            raise
+
+        table = Table(title="fer-edge classify", show_header=False)
+        for name, value in stats.rows():
+            table.add_row(name, value)
+        print_table(console, table)
+        if strict and stats.errors:
+            raise FerEdgeError(f"{stats.errors} of {stats.files} file(s) failed (--strict)")
 
 
 def info(
@@ -218,7 +240,7 @@ def _print_info(facts: dict) -> None:
         if key in g:
             versions.add_row(label, g[key] or "not loadable")
     versions.add_row("fer-edge home", facts["home"])
-    console.print(versions)
+    print_table(console, versions)
 
     shipped = Table(title="shipped models (--model NAME)")
     for col in ("name", "file", "arch", "PublicTest acc", "MB"):
@@ -229,14 +251,14 @@ def _print_info(facts: dict) -> None:
             continue
         acc = e["publictest_accuracy"]
         shipped.add_row(name, Path(e["file"]).name, e["arch"] or "?", f"{100 * acc:.2f}%" if acc else "?", f"{e['bytes'] / 1e6:.2f}")
-    console.print(shipped)
+    print_table(console, shipped)
 
     m = facts["model"]
     meta = Table(title=f"model {m['path']}", show_header=False)
     meta.add_row("input", f"{m['input']}: {m['input_dtype']}")
     for key, value in sorted(m["metadata"].items()):
         meta.add_row(key, value if len(value) < 200 else value[:197] + "...")
-    console.print(meta)
+    print_table(console, meta)
     d = facts["detector"]
     console.print(f"detector: {d['name']} ({d['why']})" + (f": {d['model']}" if d["model"] else ", OpenCV's Haar cascade, built in"))
 

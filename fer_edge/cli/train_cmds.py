@@ -128,7 +128,8 @@ def train(
     console = _console()
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        main(cfg, resume=resume, log=console.print, progress=progress)
+        # soft_wrap: a log line (and the final `done:` JSON) stays one line in a log file
+        main(cfg, resume=resume, log=lambda m: console.print(m, soft_wrap=True), progress=progress)
 
 
 def evaluate(

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
+from fer_edge.cli.output import print_table
 from fer_edge.cli.options import DetectorModelOpt, DetectorName, DetectorOpt, Device, DeviceOpt, MinFaceOpt, ModelOpt, ThreadsOpt
 from fer_edge.errors import UsageError
 
@@ -109,7 +110,7 @@ def webcam(
     for track, s in sorted(result.tracks.items()):
         shares = s.shares()
         table.add_row(str(track), str(s.frames), s.dominant, *[f"{100 * shares[label]:.0f}%" for label in LABELS])
-    console.print(table)
+    print_table(console, table)
     ms = result.mean_ms
     console.print("mean ms per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in ms.items()))
     if not result.tracks:
@@ -122,6 +123,10 @@ def webcam(
         console.print(f"report written: {report}")
     if aside is not None:
         aside.cleanup()
+    if result.interrupted is not None:  # ended cleanly, but by Ctrl-C (130) or a signal (143 for SIGTERM)
+        from fer_edge.cli.guard import interrupt_exit_code
+
+        raise typer.Exit(interrupt_exit_code(result.interrupted))
 
 
 def register(app: typer.Typer) -> None:

@@ -107,6 +107,7 @@ class LoopResult:
     mean_ms: dict[str, float]
     provider: str
     records: int = 0
+    interrupted: KeyboardInterrupt | None = None  # Ctrl-C or a termination signal ended the run
 
     @property
     def fps(self) -> float:
@@ -234,6 +235,7 @@ def run(
     recording = video is not None
     last_canvas: np.ndarray | None = None
     frames = records = 0
+    interrupted = None
     start = time.perf_counter()
     try:
         while True:
@@ -301,11 +303,13 @@ def run(
                         video = VideoSink(options.snapshot_dir / f"fer-edge-{time.strftime('%Y%m%d-%H%M%S')}.mp4", source.fps)
                     recording = not recording
                     log(f"recording {'on' if recording else 'off'}: {video.path}")
-    except KeyboardInterrupt:
-        stopped_by = "Ctrl-C"
+    except KeyboardInterrupt as e:
+        interrupted = e
+        stopped_by = f"{e.args[0]}" if e.args else "Ctrl-C"
     finally:
         if video is not None:
             video.close()
         if window is not None:
             window.close()
-    return LoopResult(frames, time.perf_counter() - start, stopped_by, tracks, timings.mean_ms(), provider, records)
+    return LoopResult(frames, time.perf_counter() - start, stopped_by, tracks, timings.mean_ms(), provider, records,
+                      interrupted)
