@@ -12,8 +12,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from fer_edge.contract import LABELS
-from fer_edge.errors import FerEdgeError, UsageError
-from fer_edge.imageio import IMAGE_EXTENSIONS, read_image
+from fer_edge.errors import FerEdgeError, ModelError, UsageError
+from fer_edge.imageio import IMAGE_EXTENSIONS, check_regular_file, read_image
 from fer_edge.recognizer import Face, Recognizer
 from fer_edge.videoio import VIDEO_EXTENSIONS, is_video, sample_frames
 
@@ -72,6 +72,8 @@ def classify_files(
         try:
             image = read_image(path)
             faces = tuple(recognizer.predict(image, detect=detect))
+        except ModelError:
+            raise
         except FerEdgeError as e:
             yield FileResult(path, error=str(e).removeprefix(f"{path}: "))
             continue
@@ -82,9 +84,12 @@ def _classify_video(
     recognizer: Recognizer, path: Path, detect: bool | None, keep_images: bool, every: float
 ) -> Iterator[FileResult]:
     try:
+        check_regular_file(path)  # a pipe named clip.mp4 would block the decoder for ever
         for f in sample_frames(path, every):
             faces = tuple(recognizer.predict(f.image, detect=detect))
             yield FileResult(path, faces, image=f.image if keep_images else None, frame=f.index, time=round(f.time, 3))
+    except ModelError:
+        raise
     except FerEdgeError as e:
         yield FileResult(path, error=str(e).removeprefix(f"{path}: "))
 

@@ -10,8 +10,11 @@ import numpy as np
 
 from fer_edge import contract
 from fer_edge.contract import INPUT_SIZE, LABELS, canonical_label
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, ModelError
 from fer_edge.providers import ProviderReport, make_session
+
+
+MAX_FIXED_BATCH = 4096  # a model with a fixed batch is fed padded chunks of it; beyond this the padding costs too much
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ def inspect_model(session, path: Path) -> ModelInfo:
     dims = shape[1:]
     if dims not in ([INPUT_SIZE, INPUT_SIZE], [1, INPUT_SIZE, INPUT_SIZE]):
         raise FerEdgeError(f"{path}: input {inp.name!r} has shape {shape}, expected [N, 48, 48] or [N, 1, 48, 48]")
+    if isinstance(shape[0], int) and shape[0] > MAX_FIXED_BATCH:
+        raise FerEdgeError(f"{path}: its batch size is fixed at {shape[0]:,}; export it with a dynamic batch "
+                           f"(or a fixed one of at most {MAX_FIXED_BATCH:,})")
     dtype = {"tensor(uint8)": "uint8", "tensor(float)": "float32"}.get(inp.type)
     if dtype is None:
         raise FerEdgeError(f"{path}: input type {inp.type}, expected uint8 (or float32 with preprocessing metadata)")
@@ -96,6 +102,9 @@ class ExpressionClassifier:
         self.providers = providers
         self.io_binding = io_binding  # bind input and output buffers (benchmarks/device_check.sh measures it on a GPU)
         self._output = session.get_outputs()[0].name
+        # a model exported with a fixed batch runs in chunks of exactly that size (the last one padded)
+        first = session.get_inputs()[0].shape[0]
+        self._fixed_batch = first if isinstance(first, int) and first > 0 else None
 
     @classmethod
     def from_path(cls, path: str | Path, device: str = "auto", threads: int = 0, io_binding: bool = False) -> "ExpressionClassifier":
@@ -106,13 +115,21 @@ class ExpressionClassifier:
         return cls(session, inspect_model(session, path), report, io_binding)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        if not self.io_binding:
-            return self.session.run([self._output], {self.info.input_name: x})[0]
-        binding = self.session.io_binding()
-        binding.bind_cpu_input(self.info.input_name, x)
-        binding.bind_output(self._output)  # onnxruntime allocates it on the provider's device; one copy back
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        n = len(x)
+        if self._fixed_batch is not None and n != self._fixed_batch:
+            x = np.concatenate([x, np.zeros((self._fixed_batch - n, *x.shape[1:]), x.dtype)])
+        try:
+            if not self.io_binding:
+                out = self.session.run([self._output], {self.info.input_name: x})[0]
+            else:
+                binding = self.session.io_binding()
+                binding.bind_cpu_input(self.info.input_name, x)
+                binding.bind_output(self._output)  # onnxruntime allocates it on the provider's device; one copy back
+                self.session.run_with_iobinding(binding)
+                out = binding.copy_outputs_to_cpu()[0]
+        except Exception as e:  # onnxruntime's own types: an allocation failure, a shape it cannot run
+            raise ModelError(f"{self.info.path}: onnxruntime could not run it ({_one_line(e)})") from None
+        return out[:n]
 
     def _prepare(self, faces: np.ndarray) -> np.ndarray:
         x = faces
@@ -134,17 +151,30 @@ class ExpressionClassifier:
         if len(faces) == 0:
             return np.zeros((0, len(LABELS)), np.float32)
         faces = faces.astype(np.uint8, copy=False)
+        batch = self._fixed_batch or batch
         chunks = []
         for i in range(0, len(faces), batch):
             chunks.append(self._run(self._prepare(faces[i : i + batch])))
         scores = np.concatenate(chunks).astype(np.float32)[:, list(self.info.order)]
+        if not np.isfinite(scores).all():
+            raise ModelError(f"{self.info.path}: the model's output is not finite (NaN or infinity); it cannot be used")
         if self.info.output == "logits":
             scores = np.exp(scores - scores.max(1, keepdims=True))
             scores /= scores.sum(1, keepdims=True)
+        elif scores.min() < -1e-3 or scores.max() > 1 + 1e-3 or np.abs(scores.sum(1) - 1).max() > 0.02:
+            raise ModelError(
+                f"{self.info.path}: its outputs are not probabilities (values {scores.min():.3g} to {scores.max():.3g}, "
+                "rows not summing to 1); if they are logits, add metadata_props output=logits")
         return scores
 
     def predict(self, faces: np.ndarray) -> list[Prediction]:
         return [to_prediction(p) for p in self.predict_probs(faces)]
+
+
+def _one_line(e: Exception) -> str:
+    """onnxruntime's messages start with its own prefix and bury the cause at the end: keep the cause."""
+    text = " ".join(str(e).split())
+    return text if len(text) <= 300 else "..." + text[-300:]
 
 
 def to_prediction(probs: np.ndarray) -> Prediction:

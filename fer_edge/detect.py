@@ -154,7 +154,7 @@ def choose_detector(name: str, model_path: str | Path | None) -> tuple[str, Path
     if found is not None:
         return "yunet", found, "from the model store"
     if name == "yunet":
-        raise UsageError("--detector yunet needs a model: run `fer-edge models pull yunet`, or pass --detector-model PATH")
+        raise UsageError("the yunet detector needs a model file: run `fer-edge models pull yunet`, or give one (--detector-model PATH; detector_model= in Python)")
     return "haar", None, "fer-edge models pull yunet finds turned and small faces"
 
 

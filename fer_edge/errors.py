@@ -15,3 +15,8 @@ class FerEdgeError(Exception):
 class UsageError(FerEdgeError):
     def __init__(self, message: str):
         super().__init__(message, EXIT_USAGE)
+
+
+class ModelError(FerEdgeError):
+    """The model itself is unusable (its output is not probabilities, onnxruntime cannot run it): no file
+    would fare better, so a batch run stops instead of writing an error row for every file."""

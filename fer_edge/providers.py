@@ -122,7 +122,8 @@ def make_session(path: str, device: str = "auto", threads: int = 0) -> tuple[ort
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=chain)
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
-        raise FerEdgeError(f"{path}: onnxruntime cannot load it ({str(e).strip().splitlines()[0][:300]})") from None
+        text = " ".join(str(e).split())  # the cause ("IR version 14, max supported 13") comes last
+        raise FerEdgeError(f"{path}: onnxruntime cannot load it ({text if len(text) <= 300 else '...' + text[-300:]})") from None
     active = tuple(session.get_providers())
     why = why_not_started(tried[0]) if tried and active and active[0] != tried[0] else ""
     report = ProviderReport(device, tuple(tried), active, why)

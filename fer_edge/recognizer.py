@@ -12,7 +12,7 @@ from fer_edge.classifier import ExpressionClassifier, to_prediction
 from fer_edge.contract import INPUT_SIZE, LABELS
 from fer_edge.crop import ALIGN_MIN_TILT, crop_faces
 from fer_edge.detect import Detection, make_detector
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, UsageError
 
 # Models shipped inside the package, by the name `--model` accepts. "default" is the most accurate;
 # "fast" trades some accuracy for throughput (see assets/MODEL_CARD.md).
@@ -49,7 +49,13 @@ def default_model_path() -> Path:
 def resolve_model(model: str | Path | None) -> Path:
     """A path as given, or a shipped model by name (a file of that name, if one exists, wins)."""
     if model is not None and (str(model) not in SHIPPED_MODELS or Path(model).exists()):
-        return Path(model)
+        path = Path(model)
+        if path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+            raise UsageError(f"{path}: a training checkpoint, not a runtime model; turn it into one with "
+                             f"`fer-edge export model.onnx --checkpoint {path}`")
+        if not path.exists() and path.suffix == "" and "/" not in str(model):
+            raise UsageError(f"unknown model {str(model)!r}: use a shipped model ({', '.join(SHIPPED_MODELS)}) or an .onnx file")
+        return path
     name = "default" if model is None else str(model)
     path = shipped_model_path(name)
     if not path.is_file():
@@ -101,6 +107,10 @@ class Recognizer:
 
     def predict(self, image: np.ndarray, detect: bool | None = None) -> list[Face]:
         """Faces in `image` (any channels, depth, size). detect=None: skip detection for 48x48 crops."""
+        if not isinstance(image, np.ndarray):  # cv2.imread gives None for a path it cannot read
+            raise FerEdgeError(f"predict needs an image array (got {type(image).__name__}; did cv2.imread fail?)")
+        if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
+            raise FerEdgeError(f"predict needs a 2-D image (gray) or 3-D (color), got an array of shape {list(image.shape)}")
         if detect is False or (detect is None and is_face_crop(image)):
             return self.classify(image, [Detection(0, 0, image.shape[1], image.shape[0], 1.0)], margin=0.0)
         return self.classify(image, self.detect(image))

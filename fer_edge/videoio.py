@@ -10,7 +10,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, UsageError
 
 # FFmpeg prints its own lines ("moov atom not found") over the progress bar; our errors already say what
 # is wrong with a file. Set OPENCV_FFMPEG_LOGLEVEL yourself to see them.
@@ -63,6 +63,12 @@ def samples_in(path: Path, every: float) -> int:
     return count if every <= 0 or count == 0 else int((count - 1) / fps / every) + 1
 
 
+def stops_short(frames: int, announced: int) -> bool:
+    """A video that ends well before the frame count its header announces is truncated or corrupt. Some
+    containers only estimate the count, so only a clear shortfall (5%, at least 5 frames) counts."""
+    return announced > 0 and frames < announced - max(5, 0.05 * announced)
+
+
 def sample_frames(path: Path, every: float) -> Iterator[VideoFrame]:
     """Yield the first frame at or after each multiple of `every` seconds (every <= 0: every frame).
 
@@ -89,7 +95,7 @@ def sample_frames(path: Path, every: float) -> Iterator[VideoFrame]:
         if yielded == 0:
             raise FerEdgeError(f"{path}: not a video OpenCV can decode (no frame could be read)")
         # Headers estimate the count in some containers, so only a clear shortfall counts as truncation.
-        if announced > 0 and index + 1 < announced - max(5, 0.05 * announced):
+        if stops_short(index + 1, announced):
             raise FerEdgeError(f"{path}: the video stops at frame {index + 1} of the {announced} its header announces (truncated or corrupt)")
     finally:
         cap.release()
@@ -98,7 +104,11 @@ def sample_frames(path: Path, every: float) -> Iterator[VideoFrame]:
 class VideoSink:
     """Writes frames to a video file, opened on the first frame (its size is known then)."""
 
+    SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
+
     def __init__(self, path: Path, fps: float):
+        if Path(path).suffix.lower() not in self.SUFFIXES:  # before the run, not at its first frame
+            raise UsageError(f"{path}: write the video as {', '.join(self.SUFFIXES)}")
         self.path, self.fps = path, fps
         self.writer: cv2.VideoWriter | None = None
         self.frames = 0

@@ -7,8 +7,9 @@ import csv
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 import cv2
 
@@ -21,6 +22,28 @@ from fer_edge.videoio import VideoSink, probe
 # The required columns, in order; then, for video files, the frame number and its time in seconds (empty
 # for images); then `error` (empty unless the file could not be read).
 CLASSIFY_COLUMNS = ["path", "face", "x", "y", "w", "h", "det_score", "label", "confidence", *LABELS, "frame", "time", "error"]
+
+
+@contextmanager
+def open_output(path: Path, append: bool = False) -> Iterator[IO[str]]:
+    """An output file for records. A name that is not valid UTF-8 is written back as its own bytes
+    (surrogateescape); a failure to write (no space, /dev/full) is one line, also when it shows only at close."""
+    try:
+        f = open(path, "a" if append else "w", encoding="utf-8", errors="surrogateescape", newline="")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write ({e.strerror or e})") from None
+    failed = False
+    try:
+        yield f
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        try:
+            f.close()
+        except OSError as e:
+            if not failed:  # the last rows were lost at close: say so; after another error, that one speaks
+                raise FerEdgeError(f"{path}: cannot write ({e.strerror or e}); the rows flushed before are kept") from None
 
 
 class RecordWriter:

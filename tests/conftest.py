@@ -39,6 +39,8 @@ def make_tiny_model(
     width: int | None = None,
     metadata: dict | None = None,
     seed: int = 0,
+    batch: int | str = "N",
+    bias: float = 0.0,
 ) -> Path:
     """A linear classifier over the 2304 pixels, exported with the contract's names and metadata."""
     import onnx
@@ -47,7 +49,7 @@ def make_tiny_model(
     width = len(labels) if width is None else width
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 0.01, (48 * 48, width)).astype(np.float32)
-    b = np.zeros(width, np.float32)
+    b = np.full(width, bias, np.float32)
     elem = TensorProto.UINT8 if input_type == "uint8" else TensorProto.FLOAT
     nodes = [
         helper.make_node("Cast", ["faces"], ["f"], to=TensorProto.FLOAT),
@@ -63,8 +65,8 @@ def make_tiny_model(
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("faces", elem, ["N", *input_dims])],
-        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", width])],
+        [helper.make_tensor_value_info("faces", elem, [batch, *input_dims])],
+        [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, [batch, width])],
         initializer=[
             numpy_helper.from_array(np.array([-1, 48 * 48], np.int64), "shape"),
             numpy_helper.from_array(w, "W"),

@@ -258,3 +258,186 @@ def test_a_failed_annotated_copy_is_that_files_error_row_and_the_run_goes_on(tmp
     assert len(errors) == 1 and Path(errors[0]["path"]).name == "b.jpg" and "annotated copy" in errors[0]["error"]
     assert "disk full" not in errors[0]["error"] and "directory" in errors[0]["error"].lower()
     assert (full / "c.annotated.png").is_file()  # the next file was still classified and annotated
+
+
+# ------------------------------------------------------------------------------------ models and outputs
+
+
+def test_fixed_batch_models_run_and_huge_ones_are_refused(tmp_path):
+    from conftest import make_tiny_model
+
+    from fer_edge.classifier import ExpressionClassifier
+    from fer_edge.errors import FerEdgeError
+
+    faces = np.random.default_rng(0).integers(0, 256, (10, 48, 48), dtype=np.uint8)
+    dynamic = ExpressionClassifier.from_path(make_tiny_model(tmp_path / "n.onnx"), device="cpu").predict_probs(faces)
+    for b in (1, 4):
+        fixed = ExpressionClassifier.from_path(make_tiny_model(tmp_path / f"b{b}.onnx", batch=b), device="cpu")
+        np.testing.assert_allclose(fixed.predict_probs(faces), dynamic, atol=1e-6)  # padded chunks, same answers
+    with pytest.raises(FerEdgeError, match="fixed at 1,000,000"):
+        ExpressionClassifier.from_path(make_tiny_model(tmp_path / "huge.onnx", batch=1_000_000), device="cpu")
+
+
+def test_outputs_that_are_not_probabilities_are_refused(tmp_path, astronaut):
+    from conftest import make_tiny_model
+
+    nan = make_tiny_model(tmp_path / "nan.onnx", bias=float("nan"))
+    logits = make_tiny_model(tmp_path / "logits.onnx", output="logits", bias=-300.0, metadata={"output": None})
+    for model, text in ((nan, "not finite"), (logits, "not probabilities")):
+        result = run("classify", REPO / "tests" / "data", "--model", model, "--device", "cpu", "--format", "jsonl")
+        assert result.exit_code == 1 and text in result.stderr and "NaN," not in result.stdout, result.output
+
+
+def test_a_checkpoint_or_an_unknown_name_as_model_says_what_to_do(tmp_path):
+    (tmp_path / "best.pt").write_bytes(b"x")
+    pt = run("classify", REPO / "tests" / "data", "--model", tmp_path / "best.pt")
+    assert pt.exit_code == 2 and "fer-edge export" in pt.stderr
+    name = run("classify", REPO / "tests" / "data", "--model", "fastest")
+    assert name.exit_code == 2 and "default, fast" in name.stderr
+
+
+def test_predict_refuses_none_and_empty_arrays(tiny_model):
+    from fer_edge import FerEdgeError, Recognizer
+
+    rec = Recognizer(tiny_model, device="cpu")
+    for bad in (None, np.zeros((0, 0, 3), np.uint8), np.zeros(5, np.uint8)):
+        with pytest.raises(FerEdgeError):
+            rec.predict(bad)
+
+
+def test_onnxruntime_errors_keep_their_cause(tmp_path):
+    import onnx
+
+    from conftest import make_tiny_model
+
+    path = make_tiny_model(tmp_path / "ir.onnx")
+    m = onnx.load(str(path))
+    m.ir_version = 99  # newer than onnxruntime reads
+    onnx.save(m, str(path))
+    result = run("classify", REPO / "tests" / "data", "--model", path, "--device", "cpu")
+    assert result.exit_code == 1 and "99" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------------- usage and messages
+
+
+def cli(*args, env=None):
+    """The installed entry point, as a user runs it (signals, OpenCV's logs and usage errors included)."""
+    return subprocess.run([sys.executable, "-m", "fer_edge", *map(str, args)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_usage_errors_are_one_line_and_exit_2(tmp_path):
+    for args in (["classify", REPO / "tests" / "data", "--threads", "-1"], ["webcam", "--detect-size", "-5"],
+                 ["classify"], ["nosuch"], ["webcam", "--output", tmp_path / "x.gif", "--source", "9"]):
+        done = cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: "), (args, done.stderr)
+
+
+def test_a_missing_camera_is_one_line_without_opencv_warnings():
+    done = cli("webcam", "--source", "7", "--no-display")
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower() or "WARN" in line]
+    assert len(errors) == 1 and errors[0].startswith("error: cannot open camera 7"), done.stderr
+
+
+def test_version_and_short_help():
+    import fer_edge
+
+    assert cli("--version").stdout.strip() == f"fer-edge {fer_edge.__version__}"
+    short = cli("classify", "-h")
+    assert short.returncode == 0 and "--video-every" in short.stdout and "<bool>" not in short.stdout
+
+
+def test_every_option_has_help():
+    import click
+    import typer
+
+    from fer_edge.cli.app import app
+
+    missing = []
+
+    def walk(cmd, path):
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.help and p.name not in ("help",):
+                missing.append(f"{path} {p.opts[0]}")
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "fer-edge")
+    assert missing == []
+
+
+def test_exit_2_for_usage_errors_in_the_model_factory(tmp_path):
+    pytest.importorskip("torch", reason="the train extra")
+    from test_train import write_csv
+
+    data = write_csv(tmp_path / "fer.csv")
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    for args in (["eval", tmp_path / "m.onnx", "--data", tmp_path / "nosuch.csv"], ["data", "stats", tmp_path / "nosuch"],
+                 ["train", "--data", data, "--arch", "nosuch", "--out", tmp_path / "r"], ["eval", tmp_path, "--data", data],
+                 ["export", tmp_path, "--checkpoint", tmp_path / "x.pt"], ["data", "preview", data, "--out", tmp_path]):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+
+
+def test_bad_datasets_are_one_clear_line(tmp_path):
+    pytest.importorskip("torch", reason="the train extra")
+    from test_train import write_csv
+
+    bom = tmp_path / "bom.csv"
+    plain = write_csv(tmp_path / "fer.csv")
+    bom.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    stats = run("data", "stats", bom)
+    assert stats.exit_code == 0, stats.output  # a byte-order mark is not part of "emotion"
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((3, 48, 48), np.uint8), y_train=np.array([0, 9, 1]))
+    nine = run("train", "--data", bad, "--out", tmp_path / "r", "--val-fraction", "0.3", "--epochs", "1")
+    assert nine.exit_code == 1 and "label 9" in nine.stderr
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, source_sha256=np.array("x"))
+    assert run("data", "stats", empty).exit_code == 1
+
+
+def test_a_foreign_checkpoint_is_refused_in_one_line(tmp_path):
+    torch = pytest.importorskip("torch", reason="the train extra")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"model": Evil(), "config": {}}, path)
+    result = run("eval", path, "--data", tmp_path / "x.csv")
+    (tmp_path / "x.csv").write_text("emotion,pixels\n")
+    result = run("export", tmp_path / "o.onnx", "--checkpoint", path)
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "not a fer-edge checkpoint" in result.stderr and "weights_only=False" not in result.stderr
+
+
+def test_eval_json_into_a_folder_writes_inside_it(tmp_path, tiny_model):
+    pytest.importorskip("torch", reason="the train extra")
+    from test_train import write_csv
+
+    data = write_csv(tmp_path / "fer.csv")
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    result = run("eval", tiny_model, "--data", data, "--json", folder)
+    assert result.exit_code == 0, result.output
+    assert (folder / "tiny.json").is_file() and not (tmp_path / "reports.json").exists()
+
+
+def test_outputs_to_a_full_disk_are_one_line(tmp_path, tiny_model):
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    done = cli("classify", REPO / "tests" / "data", "--model", tiny_model, "--device", "cpu", "--out", "/dev/full")
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "cannot write" in done.stderr, done.stderr
+    clip = tmp_path / "c.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
+    for _ in range(5):
+        writer.write(cv2.imread(str(REPO / "tests" / "data" / "astronaut.jpg")))
+    writer.release()
+    done = cli("webcam", "--source", clip, "--model", tiny_model, "--device", "cpu", "--no-display", "--csv", "/dev/full")
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "cannot write" in done.stderr, done.stderr

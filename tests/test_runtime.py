@@ -402,6 +402,12 @@ def test_a_regular_install_ships_both_models_and_the_training_packages(tmp_path)
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(site)},
                           capture_output=True, text=True, timeout=120)
     assert "INSTALLED_OK" in proc.stdout, proc.stderr[-2000:]
+    assert len(names) == len(set(names))  # nothing twice (fer_edge/assets is also a link in the source tree)
+    # from the repository root the source package shadows the install: it must work there too
+    shadowed = subprocess.run([sys.executable, "-c", "import fer_edge.recognizer as r, fer_edge.train\n"
+                               "assert r.shipped_model_path('default').is_file()\nprint('ROOT_OK')"],
+                              cwd=root, env={**os.environ, "PYTHONPATH": str(site)}, capture_output=True, text=True, timeout=120)
+    assert "ROOT_OK" in shadowed.stdout, shadowed.stderr[-2000:]
 
 
 def test_min_face_skips_smaller_faces_for_both_detectors(tiny_model, astronaut, yunet_model):

@@ -28,7 +28,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle errors, zip errors, and weights_only refusals all mean: not ours
-        raise FerEdgeError(f"{path}: not a loadable fer-edge checkpoint ({type(e).__name__}: {e})") from None
+        # torch's own text runs to several lines and advises weights_only=False: not advice to pass on
+        first = " ".join(str(e).split("\n")[0].split())[:160]
+        kind = "it holds objects other than weights" if "weights_only" in str(e) else f"{type(e).__name__}: {first}"
+        raise FerEdgeError(f"{path}: not a fer-edge checkpoint ({kind}); it was not loaded") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise FerEdgeError(f"{path}: not an fer-edge checkpoint (no model/config entries)")
     labels = tuple(ckpt.get("labels", LABELS))

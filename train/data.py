@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from fer_edge.contract import INPUT_SIZE, LABELS, canonical_label
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.imageio import IMAGE_EXTENSIONS, read_image, to_gray_u8
 
 PIXELS = INPUT_SIZE * INPUT_SIZE
@@ -74,9 +74,10 @@ def default_cache_dir() -> Path:
 def _open_text(path: Path) -> io.TextIOBase:
     with open(path, "rb") as f:
         magic = f.read(2)
+    # utf-8-sig: a CSV saved by Excel or Notepad starts with a byte-order mark; it is not part of "emotion"
     if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def parse_fer_csv(path: Path) -> dict[str, Split]:
@@ -218,9 +219,14 @@ def load_npz(path: Path) -> tuple[dict[str, Split], str]:
             sha = str(z["source_sha256"]) if "source_sha256" in z.files else file_sha256(path)
     except (OSError, ValueError, KeyError) as e:
         raise FerEdgeError(f"{path}: not a readable fer-edge array file ({e})") from None
+    if not splits:
+        raise FerEdgeError(f"{path}: no splits in it (arrays x_train/y_train, x_val/y_val, x_test/y_test)")
     for name, s in splits.items():
         if s.x.ndim != 3 or s.x.shape[1:] != (INPUT_SIZE, INPUT_SIZE) or len(s.x) != len(s.y):
             raise FerEdgeError(f"{path}: split {name} has faces of shape {s.x.shape}, expected [N, 48, 48]")
+        if len(s.y) and (s.y.min() < 0 or s.y.max() >= len(LABELS)):
+            raise FerEdgeError(f"{path}: split {name} has label {int(s.y.max() if s.y.max() >= len(LABELS) else s.y.min())}, "
+                               f"outside 0..{len(LABELS) - 1}")
     return splits, sha
 
 
@@ -231,7 +237,7 @@ def load_dataset(path: str | Path, cache_dir: Path | None = None, strict: bool =
     """Load FER2013 CSV (plain or gzipped), a cached .npz, or an image-folder dataset."""
     path = Path(path)
     if not path.exists():
-        raise FerEdgeError(f"{path}: no such file or folder")
+        raise UsageError(f"{path}: no such file or folder")
     if path.is_dir():
         splits, skipped = load_image_folders(path, strict)
         ds = Dataset(splits, str(path), _folder_fingerprint(path), skipped)
@@ -260,7 +266,7 @@ def load_dataset(path: str | Path, cache_dir: Path | None = None, strict: bool =
 def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """Carve a validation split with the same class shares (for data that has none)."""
     if not 0 < fraction < 1:
-        raise FerEdgeError(f"--val-fraction must be between 0 and 1, got {fraction}")
+        raise FerEdgeError(f"the validation fraction (--val-fraction) must be between 0 and 1, got {fraction}")
     rng = np.random.default_rng(seed)
     val_idx = []
     for c in range(len(LABELS)):

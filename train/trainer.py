@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 import fer_edge
 from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
-from fer_edge.errors import FerEdgeError
+from fer_edge.errors import FerEdgeError, UsageError
 
 from .augment import AugmentConfig, augment, mix
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
@@ -81,9 +81,9 @@ def pick_device(requested: str) -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested == "cuda" and not torch.cuda.is_available():
-        raise FerEdgeError("--device cuda was requested, but torch sees no CUDA device")
+        raise FerEdgeError("device cuda was asked for, but torch sees no CUDA device")
     if requested not in ("cpu", "cuda"):
-        raise FerEdgeError(f"--device must be auto, cpu or cuda, not {requested!r}")
+        raise FerEdgeError(f"device must be auto, cpu or cuda, not {requested!r}")
     return torch.device(requested)
 
 
@@ -212,11 +212,11 @@ def _set_rng_state(state: dict, gen: torch.Generator, device: torch.device) -> N
 def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = print, progress=None) -> dict:
     """Train; return a summary dict. `progress` is an optional rich Progress (the CLI passes one)."""
     if cfg.arch not in ARCHS:
-        raise FerEdgeError(f"unknown --arch {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+        raise UsageError(f"unknown arch {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
     out = Path(cfg.out)
     if resume:
         if not (out / "last.pt").exists():
-            raise FerEdgeError(f"--resume: {out / 'last.pt'} does not exist")
+            raise FerEdgeError(f"cannot resume: {out / 'last.pt'} does not exist")
         ckpt = load_checkpoint(out / "last.pt")
         saved = TrainConfig.from_dict(ckpt["config"])
         # A resumed run keeps its recipe; only where it runs, its budget and where its data lies may change.
@@ -238,7 +238,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     # ---- data
     ds = load_dataset(cfg.data)
     if resume and cfg.data_sha256 and ds.sha256 != cfg.data_sha256:
-        raise FerEdgeError(f"--resume: {cfg.data} is not the data this run was trained on (sha256 differs)")
+        raise FerEdgeError(f"cannot resume: {cfg.data} is not the data this run was trained on (sha256 differs)")
     cfg.data_sha256 = ds.sha256
     if ds.skipped:
         log(f"skipped {len(ds.skipped)} unreadable image(s); first: {ds.skipped[0]}")
@@ -475,4 +475,4 @@ def _make_tracker(cfg: TrainConfig, out: Path):
     try:
         return _MlflowTracker(cfg, out)
     except ImportError:
-        raise FerEdgeError("--tracker mlflow needs mlflow: pip install mlflow (the run folder is the record otherwise)") from None
+        raise FerEdgeError("the mlflow tracker needs mlflow: pip install mlflow (the run folder is the record otherwise)") from None

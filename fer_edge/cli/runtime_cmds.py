@@ -67,7 +67,7 @@ def classify(
     from fer_edge.recognizer import Recognizer
     from fer_edge.resume import finished_paths
     from fer_edge.videoio import is_video, samples_in
-    from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, RecordWriter, classify_records
+    from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, RecordWriter, classify_records, open_output
 
     if resume and out is None:
         raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")
@@ -101,12 +101,7 @@ def classify(
         try:
             with ExitStack() as stack:
                 if out is not None:
-                    try:
-                        # surrogateescape: a file name that is not valid UTF-8 is written back as its own bytes
-                        stream = stack.enter_context(open(out, "a" if appending else "w", encoding="utf-8",
-                                                          errors="surrogateescape", newline=""))
-                    except OSError as e:
-                        raise UsageError(f"{out}: cannot write ({e.strerror})") from None
+                    stream = stack.enter_context(open_output(out, append=appending))
                 else:
                     stream = sys.stdout
                     stream.reconfigure(errors="surrogateescape")

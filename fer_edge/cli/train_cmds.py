@@ -7,6 +7,7 @@ commands stay torch-free, and a missing `train` extra gets a one-line answer ins
 from __future__ import annotations
 
 import importlib.util
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -22,7 +23,9 @@ DataOpt = Annotated[Path, typer.Option("--data", "-d", help="FER2013 CSV (.csv/.
 
 def _need_torch() -> None:
     if importlib.util.find_spec("torch") is None:
-        raise FerEdgeError("this command needs the training extra: pip install 'fer-edge[train]'")
+        from fer_edge.install import extra_hint
+
+        raise FerEdgeError(f"this command needs the training extra (torch): {extra_hint('train')}")
 
 
 def _console():
@@ -72,21 +75,21 @@ def _corruption_list(text: Optional[str]) -> list[str]:
 def train(
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset. With --resume: only to point at the same data in a new place.")] = None,
     arch: Annotated[str, typer.Option(help="mlp, fernet-t, fernet-s (default, shipped), fernet-m, fernet-l.")] = "fernet-s",
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data (the schedule ends at the last one, or at --max-minutes).")] = 30,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
     device: Annotated[TorchDevice, typer.Option(help="Where torch runs: auto takes CUDA when torch sees it.")] = TorchDevice.auto,
-    seed: int = 0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 128,
-    optimizer: Optim = Optim.sgd,
-    lr: float = 0.1,
+    seed: Annotated[int, typer.Option(help="Random seed: weights, batch order, augmentation (a resumed run continues the same stream).")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Faces per optimiser step.")] = 128,
+    optimizer: Annotated[Optim, typer.Option(help="sgd (Nesterov momentum) or adamw.")] = Optim.sgd,
+    lr: Annotated[float, typer.Option(min=0, help="Peak learning rate (after warm-up).")] = 0.1,
     momentum: Annotated[float, typer.Option(help="SGD momentum (Nesterov); 0 for plain SGD.")] = 0.9,
-    weight_decay: float = 5e-4,
-    schedule: Schedule = Schedule.onecycle,
-    label_smoothing: float = 0.1,
+    weight_decay: Annotated[float, typer.Option(min=0, help="L2 penalty on the weights (not on biases or norms).")] = 5e-4,
+    schedule: Annotated[Schedule, typer.Option(help="onecycle (warm-up then cosine), cosine, or constant.")] = Schedule.onecycle,
+    label_smoothing: Annotated[float, typer.Option(min=0, max=0.5, help="Share of each target spread over the other classes.")] = 0.1,
     mix: Annotated[Mix, typer.Option(help="Mixup or CutMix on a --mix-prob share of batches.")] = Mix.none,
-    mix_alpha: float = 1.0,
-    mix_prob: float = 0.5,
+    mix_alpha: Annotated[float, typer.Option(min=0.01, help="Beta(alpha, alpha) for the mixing weight.")] = 1.0,
+    mix_prob: Annotated[float, typer.Option(min=0, max=1, help="Share of batches that are mixed.")] = 0.5,
     balance: Annotated[Balance, typer.Option(help="Class-weighted loss or class-balanced sampling (helps Disgust).")] = Balance.none,
     augment: Annotated[bool, typer.Option(help="Shift, flip, rotation, scale, brightness, contrast, erasing.")] = True,
     rotate: Annotated[float, typer.Option(min=0, max=180, help="Max rotation, degrees.")] = 10.0,
@@ -99,13 +102,13 @@ def train(
     test_fraction: Annotated[float, typer.Option(help="Stratified test split (share of the training rows) for data without one.")] = 0.0,
     resplit: Annotated[bool, typer.Option(help="Ignore the file's val/test splits; carve them from the training rows.")] = False,
     teacher: Annotated[Optional[list[Path]], typer.Option(help="Distil from these checkpoints (.pt: labels every augmented batch) or contract ONNX models (.onnx: labels each training face once). Repeat for an ensemble.")] = None,
-    kd_alpha: float = 0.7,
-    kd_temperature: float = 4.0,
-    threads: Annotated[int, typer.Option(help="torch CPU threads (0: default).")] = 0,
-    max_minutes: Annotated[float, typer.Option(help="Time budget; the schedule anneals by it and the best checkpoint is kept.")] = 0.0,
-    patience: Annotated[int, typer.Option(help="Early stopping after N epochs without a better val accuracy (0: off).")] = 0,
+    kd_alpha: Annotated[float, typer.Option(min=0, max=1, help="Weight of the teacher's soft labels against the true labels.")] = 0.7,
+    kd_temperature: Annotated[float, typer.Option(min=0.1, help="Softening temperature of the distillation.")] = 4.0,
+    threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: default).")] = 0,
+    max_minutes: Annotated[float, typer.Option(min=0, help="Time budget; the schedule anneals by it and the best checkpoint is kept.")] = 0.0,
+    patience: Annotated[int, typer.Option(min=0, help="Early stopping after N epochs without a better val accuracy (0: off).")] = 0,
     tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Flip TTA in the final report.")] = True,
-    tracker: Tracker = Tracker.none,
+    tracker: Annotated[Tracker, typer.Option(help="Also log to an experiment tracker: none or mlflow (offline file store).")] = Tracker.none,
 ) -> None:
     """Train a model; the run folder gets config.json, metrics.csv, best.pt, last.pt and reports."""
     if data is None and not resume:
@@ -113,7 +116,11 @@ def train(
     _need_torch()
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from fer_edge.train.models import ARCHS
     from fer_edge.train.trainer import TrainConfig, main
+
+    if not resume and arch not in ARCHS:  # before the data loads: a typo should not cost a minute of parsing
+        raise UsageError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
 
     cfg = TrainConfig(
         data=str(data or ""), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
@@ -144,6 +151,12 @@ def evaluate(
     from fer_edge.train.data import load_dataset
     from fer_edge.train.report import write_report
 
+    if model.is_dir() or model.suffix.lower() not in (".onnx", ".pt", ".pth"):
+        raise UsageError(f"{model}: eval takes a .pt checkpoint or an .onnx model" + (" (this is a folder)" if model.is_dir() else ""))
+    if not model.is_file():
+        raise UsageError(f"{model}: no such file")
+    if json_out is not None and (json_out.is_dir() or str(json_out).endswith(os.sep)):
+        json_out = json_out / f"{model.stem}.json"  # a folder: the report goes inside it, named after the model
     ds = load_dataset(data)
     if split is None:
         split = "test" if ds.has("test") else "val" if ds.has("val") else "train"
@@ -186,18 +199,24 @@ def export(
     data: Annotated[Optional[Path], typer.Option(help="Data for the parity check and int8 calibration (default: the run's).")] = None,
     tta: Annotated[bool, typer.Option(help="Bake flip averaging into the graph (2x the compute).")] = False,
     int8: Annotated[bool, typer.Option(help="Static int8 quantisation calibrated on training faces.")] = False,
-    opset: Annotated[int, typer.Option(min=13, max=21)] = 17,
+    opset: Annotated[int, typer.Option(min=13, max=21, help="ONNX opset to export with.")] = 17,
 ) -> None:
     """Export a checkpoint (or an ensemble) to ONNX under the runtime contract, with a parity check against torch."""
     _need_torch()
     from fer_edge.export.onnx_export import export as do_export
     from fer_edge.export.onnx_export import latest_checkpoint
 
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder; give the .onnx file to write, e.g. {out / 'model.onnx'}")
+
     console = _console()
     if not checkpoint:
         checkpoint = [latest_checkpoint()]
         console.print(f"exporting the latest run's checkpoint: {checkpoint[0]}")
-    result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print)
+    try:
+        result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print)
+    except OSError as e:  # a folder that cannot hold files (/proc), no space, no permission
+        raise FerEdgeError(f"{out}: cannot write the model there ({e.strerror or e})") from None
     acc = f"; val acc {100 * result.val_acc:.2f}%" if result.val_acc is not None else ""
     console.print(f"wrote {out} ({result.size_bytes / 1e6:.2f} MB{acc})")
     console.print(f"next: fer-edge classify photos/ --model {out}    or    fer-edge webcam --model {out}")
@@ -236,22 +255,28 @@ def data_stats(path: Annotated[Path, typer.Argument(help="FER2013 CSV, .npz, or 
 def data_preview(
     path: Annotated[Path, typer.Argument(help="FER2013 CSV, .npz, or image-folder dataset.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("grid.png"),
-    per_class: Annotated[int, typer.Option(min=1, max=50)] = 10,
-    split: str = "train",
-    seed: int = 0,
+    per_class: Annotated[int, typer.Option(min=1, max=50, help="Faces per class (one row each).")] = 10,
+    split: Annotated[str, typer.Option(help="train, val or test.")] = "train",
+    seed: Annotated[int, typer.Option(help="Which faces are drawn.")] = 0,
 ) -> None:
     """A labelled grid of faces: one row per class."""
     from fer_edge.train.data import load_dataset
     from fer_edge.train.preview import draw_grid
 
+    if out.is_dir():
+        raise UsageError(f"{out}: is a folder; give the PNG to write, e.g. {out / 'grid.png'}")
     ds = load_dataset(path)
     if not ds.has(split):
         raise UsageError(f"{path}: has no {split} split (it has {', '.join(ds.splits)})")
     import cv2
 
     grid = draw_grid(ds[split], per_class=per_class, seed=seed)
-    if not cv2.imwrite(str(out), grid):
-        raise FerEdgeError(f"{out}: cannot write the PNG")
+    try:
+        ok = cv2.imwrite(str(out), grid)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise FerEdgeError(f"{out}: cannot write the PNG (no such folder, no permission, or not a .png name)")
     typer.echo(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
 
 

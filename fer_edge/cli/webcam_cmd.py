@@ -52,7 +52,7 @@ def webcam(
     from fer_edge.realtime.smooth import EmotionSmoother
     from fer_edge.recognizer import Recognizer
     from fer_edge.videoio import VideoSink
-    from fer_edge.writers import RecordWriter
+    from fer_edge.writers import RecordWriter, open_output
 
     console = Console(stderr=True)
     spec = parse_source(source)
@@ -60,6 +60,10 @@ def webcam(
         from fer_edge.report.make import preflight
 
         preflight(report)
+    from fer_edge.videoio import stops_short
+
+    if output is not None and output.suffix.lower() not in VideoSink.SUFFIXES:
+        raise UsageError(f"--output {output}: write the video as {', '.join(VideoSink.SUFFIXES)}")
     outputs = [p for p in (output, jsonl, csv_out) if p is not None]
     if len(set(outputs)) != len(outputs):
         raise UsageError("--output, --jsonl and --csv must be different files")
@@ -81,11 +85,7 @@ def webcam(
         writers = []
         for path, fmt in ((jsonl, "jsonl"), (csv_out, "csv"), (records_aside, "jsonl")):
             if path is not None:
-                try:
-                    f = stack.enter_context(open(path, "w", encoding="utf-8", newline=""))
-                except OSError as e:
-                    raise UsageError(f"{path}: cannot write ({e.strerror})") from None
-                writers.append(RecordWriter(f, fmt, RECORD_COLUMNS))
+                writers.append(RecordWriter(stack.enter_context(open_output(path)), fmt, RECORD_COLUMNS))
         video = VideoSink(output, src.fps) if output is not None else None
         console.print(f"source {spec.text} ({spec.kind}, {src.fps:.0f} fps{f', {src.frame_count} frames' if src.frame_count else ''})")
         pipeline = Pipeline(recognizer, detect_every, EmotionSmoother(alpha=smoothing), fps=src.fps)
@@ -100,6 +100,9 @@ def webcam(
         result = run(src, pipeline, LoopOptions(detect_every, max_frames, duration), writers, video, window,
                      log=progress.console.print, on_frame=lambda frame: progress.advance(task))
 
+    if spec.kind == "file" and result.stopped_by == "end of video" and stops_short(result.frames, src.frame_count or 0):
+        console.print(f"[yellow]incomplete[/] {spec.text}: the video stops at frame {result.frames} of the "
+                      f"{src.frame_count} its header announces (truncated or corrupt); the records up to there are kept")
     table = Table(title=f"fer-edge webcam: {result.frames} frames in {result.seconds:.1f}s "
                         f"({result.fps:.1f} FPS, {result.provider}); stopped by {result.stopped_by}")
     table.add_column("track", justify="right")

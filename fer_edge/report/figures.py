@@ -8,7 +8,6 @@ import numpy as np
 
 from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError
-from fer_edge.report import REPORT_EXTRA_HINT
 from fer_edge.report.records import ClassifyRows, RunCurves, Track
 
 # One colour per class, the same in every figure (and close to the overlay's hues).
@@ -21,7 +20,9 @@ def new_figure(width: float, height: float):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise FerEdgeError(f"reports are drawn with matplotlib, which is not installed: {REPORT_EXTRA_HINT}") from None
+        from fer_edge.install import extra_hint
+
+        raise FerEdgeError(f"reports are drawn with matplotlib, which is not installed: {extra_hint('report')}") from None
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig

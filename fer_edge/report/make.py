@@ -13,7 +13,7 @@ from fer_edge.report.records import ClassifyRows, read_records, read_run
 def preflight(out: Path) -> None:
     """Before a long run that ends with a report: fail now, not after hours, if it cannot be drawn."""
     if out.suffix.lower() not in (".png", ".html", ".htm"):
-        raise UsageError(f"--report {out}: the report is written as .png or .html")
+        raise UsageError(f"report {out}: the report is written as .png or .html")
     figures.new_figure(1, 1)  # matplotlib is there
 
 
