@@ -49,9 +49,13 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
 def _webp_size(data: bytes) -> tuple[int, int] | None:
     chunk = data[12:16]
     if chunk == b"VP8 ":
+        if data[23:26] != b"\x9d\x01\x2a":  # the key frame's start code: without it, not a header to trust
+            return None
         w, h = struct.unpack("<HH", data[26:30])
         return w & 0x3FFF, h & 0x3FFF
     if chunk == b"VP8L":
+        if data[20] != 0x2F:
+            return None
         b = data[21:25]
         w = 1 + (((b[1] & 0x3F) << 8) | b[0])
         h = 1 + (((b[3] & 0xF) << 10) | (b[2] << 2) | ((b[1] & 0xC0) >> 6))

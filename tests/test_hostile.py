@@ -47,19 +47,22 @@ def png_bomb(path: Path, side: int) -> Path:
     return path
 
 
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from /proc")
 def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, tiny_model):
     bomb = png_bomb(tmp_path / "bomb.png", 20000)  # 400 MP: 400 MB once decoded
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "from fer_edge.cli.app import main\n"
         f"sys.argv = ['fer-edge', 'classify', {str(bomb)!r}, '--model', {str(tiny_model)!r}, '--device', 'cpu', '-q']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print('PEAK_MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, file=sys.stderr)\n"
+        # VmHWM: this process's own peak (ru_maxrss would carry over the forking pytest's)
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print('PEAK_MB', int(hwm) // 1024, file=sys.stderr)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "pixel limit" in done.stdout and "20000x20000" in done.stdout, done.stdout + done.stderr
     peak = int(done.stderr.split("PEAK_MB")[1].split()[0])
-    assert peak < 350, f"peak RSS {peak} MB: the image was decoded"
+    assert peak < 300, f"peak RSS {peak} MB: the image was decoded (400 MB)"
 
 
 def test_opencv_gets_the_pixel_limit_before_it_is_imported():

@@ -124,7 +124,7 @@ def test_bad_data_through_the_cli_is_one_line(tmp_path):
     result = runner.invoke(app, ["data", "stats", str(path)])
     assert result.exit_code == 1
     assert "line 2: pixels has 5 values" in result.stderr and "Traceback" not in result.output
-    assert runner.invoke(app, ["data", "stats", str(tmp_path / "missing.csv")]).exit_code == 1
+    assert runner.invoke(app, ["data", "stats", str(tmp_path / "missing.csv")]).exit_code == 2  # a usage error
 
 
 def test_image_folders_with_synonyms(tmp_path):
@@ -295,7 +295,7 @@ def test_checkpoints_load_safely(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"model": Evil(), "config": {}}, path)
-    with pytest.raises(FerEdgeError, match="not a loadable"):
+    with pytest.raises(FerEdgeError, match="not a fer-edge checkpoint"):
         load_checkpoint(path)
 
 
