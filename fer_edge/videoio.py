@@ -69,36 +69,87 @@ def stops_short(frames: int, announced: int) -> bool:
     return announced > 0 and frames < announced - max(5, 0.05 * announced)
 
 
+def sampling_plan(fps: float, count: int, every: float) -> list[tuple[int, float]]:
+    """The frames `sample_frames` will yield, from the header alone: (index, the `due` time before it).
+
+    The same arithmetic as the scan itself, so a scan resumed at one of these frames with its `due`
+    picks exactly the frames the whole scan would (how the Ray engine splits a long video)."""
+    plan, due = [], 0.0
+    for index in range(count):
+        t = index / fps
+        if t + 1e-9 < due:
+            continue
+        plan.append((index, due))
+        while due <= t + 1e-9 and every > 0:
+            due += every
+    return plan
+
+
+class FrameScan:
+    """Iterate the sampled frames of `path` from frame `start` (its `due` from `sampling_plan`) up to
+    `stop` (exclusive; None: the end). Afterwards `last` is the last frame index read, `yielded` how many
+    were sampled, and `hit_end` whether the file ended before `stop`."""
+
+    def __init__(self, path: Path, every: float, start: int = 0, stop: int | None = None, due: float = 0.0):
+        self.path, self.every, self.start, self.stop, self.due = path, every, start, stop, due
+        self.last, self.yielded, self.hit_end, self.announced = start - 1, 0, False, 0
+
+    def __iter__(self) -> Iterator[VideoFrame]:
+        cap = _open(self.path)
+        try:
+            fps, self.announced = frame_rate(cap), int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            if self.start > 0:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, self.start)
+                if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != self.start:  # inexact seeking: read up to it
+                    cap.release()
+                    cap = _open(self.path)
+                    for _ in range(self.start):
+                        if not cap.grab():
+                            break
+            index, due = self.start - 1, self.due
+            while self.stop is None or index + 1 < self.stop:
+                if not cap.grab():
+                    self.hit_end = True
+                    break
+                index += 1
+                self.last = index
+                t = index / fps
+                if t + 1e-9 < due:
+                    continue
+                ok, image = cap.retrieve()
+                if not ok or image is None:
+                    self.hit_end = True
+                    break
+                self.yielded += 1
+                while due <= t + 1e-9 and self.every > 0:
+                    due += self.every
+                yield VideoFrame(image, index, t)
+        finally:
+            cap.release()
+
+
+def end_of_scan_error(path: Path, yielded: int, last: int, announced: int) -> str | None:
+    """What a whole scan that ended after `last` says: nothing, no frame at all, or a truncation."""
+    if yielded == 0:
+        return f"{path}: not a video OpenCV can decode (no frame could be read)"
+    if stops_short(last + 1, announced):
+        return f"{path}: the video stops at frame {last + 1} of the {announced} its header announces (truncated or corrupt)"
+    return None
+
+
 def sample_frames(path: Path, every: float) -> Iterator[VideoFrame]:
     """Yield the first frame at or after each multiple of `every` seconds (every <= 0: every frame).
 
     Skipped frames are grabbed but not converted, which is most of the saving a seek would give and
     stays exact on files whose seeking is not. Raises FerEdgeError if the file yields no frame at all, or,
-    after the frames it could read, if it stops well short of the frame count its header announces.
+    after the frames it could read, if it stops well short of the frame count its header announces
+    (headers estimate the count in some containers, so only a clear shortfall counts as truncation).
     """
-    cap = _open(path)
-    try:
-        fps, announced = frame_rate(cap), int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        index, yielded, due = -1, 0, 0.0
-        while cap.grab():
-            index += 1
-            t = index / fps
-            if t + 1e-9 < due:
-                continue
-            ok, image = cap.retrieve()
-            if not ok or image is None:
-                break
-            yielded += 1
-            while due <= t + 1e-9 and every > 0:
-                due += every
-            yield VideoFrame(image, index, t)
-        if yielded == 0:
-            raise FerEdgeError(f"{path}: not a video OpenCV can decode (no frame could be read)")
-        # Headers estimate the count in some containers, so only a clear shortfall counts as truncation.
-        if stops_short(index + 1, announced):
-            raise FerEdgeError(f"{path}: the video stops at frame {index + 1} of the {announced} its header announces (truncated or corrupt)")
-    finally:
-        cap.release()
+    scan = FrameScan(path, every)
+    yield from scan
+    error = end_of_scan_error(path, scan.yielded, scan.last, scan.announced)
+    if error:
+        raise FerEdgeError(error)
 
 
 class VideoSink:

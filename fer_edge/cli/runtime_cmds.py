@@ -17,6 +17,11 @@ from fer_edge.cli.options import DetectorModelOpt, DetectorOpt, DetectorName, De
 from fer_edge.errors import FerEdgeError, UsageError
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Format(str, Enum):
     csv = "csv"
     jsonl = "jsonl"
@@ -47,6 +52,11 @@ def classify(
     ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    engine: Annotated[Optional[Engine], typer.Option(help="local: this process. ray: a Ray cluster (pip install 'fer-edge[ray]'); same rows, same order. Default: ray when --address is given.")] = None,
+    address: Annotated[Optional[str], typer.Option(help="--engine ray: auto, HOST:PORT or ray://HOST:PORT of a running cluster (default: a local Ray for this run).")] = None,
+    workers: Annotated[int, typer.Option(min=0, help="--engine ray: actors, each holding one model and detector (0: one per CPU of the cluster).")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1, help="--engine ray: work items (images or video chunks) per actor call.")] = 8,
+    chunk_samples: Annotated[int, typer.Option(min=1, help="--engine ray: a long video is split into chunks of this many sampled frames, spread over the workers.")] = 240,
     report: Annotated[Optional[Path], typer.Option(help="At the end, draw label counts per folder or video and the confidence distribution here (.png or .html).")] = None,
 ) -> None:
     """Classify the faces in images and videos: one CSV/JSONL row per face, flushed as it goes.
@@ -71,6 +81,9 @@ def classify(
 
     if resume and out is None:
         raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")
+    engine = engine or (Engine.ray if address else Engine.local)
+    if engine is Engine.ray and annotate_dir is not None:
+        raise UsageError("--annotate works with the local engine only (the images would have to travel back from the workers)")
     if report is not None:
         from fer_edge.report.make import preflight
 
@@ -118,7 +131,19 @@ def classify(
                 )
                 # One step per image or sampled video frame, so that hours of video move the bar too.
                 task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
-                results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
+                if engine is Engine.ray:
+                    from fer_edge.cluster.ray_engine import RayClassifier
+
+                    # the driver's choices travel: every node uses the same detector (a store is per machine)
+                    cluster = RayClassifier(
+                        dict(model=model, detector=det.name, detector_model=str(det.model_path) if det.model_path else None,
+                             device=device.value, threads=threads, detect_size=detect_size, min_face=min_face),
+                        address=address, workers=workers, batch_size=batch_size, chunk_samples=chunk_samples)
+                    stack.callback(cluster.close)
+                    results = cluster.classify(files, detect=detect, video_every=video_every)
+                else:
+                    cluster = None
+                    results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
                 previous = None
                 for result in results:
                     for record in classify_records(result, fmt.value):
@@ -156,7 +181,9 @@ def classify(
                 typer.echo(f"to continue where this stopped, run the same command with --resume (it appends to {out})", err=True)
             raise
 
-        table = Table(title="fer-edge classify", show_header=False)
+        table = Table(title="fer-edge classify" + (" (Ray)" if cluster is not None else ""), show_header=False)
+        if cluster is not None:
+            table.add_row("Ray nodes that worked", f"{len(cluster.nodes)}")
         for name, value in stats.rows():
             table.add_row(name, value)
         print_table(console, table)
