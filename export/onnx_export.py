@@ -42,17 +42,21 @@ class ContractModel(nn.Module):
     views with TTA). Equal weights need no tuning, so no split is spent choosing them.
     """
 
-    def __init__(self, models: nn.Module | list[nn.Module], tta: bool = False):
+    def __init__(self, models: nn.Module | list[nn.Module], tta: bool = False, temperature: float = 1.0):
         super().__init__()
         self.members = nn.ModuleList([m.eval() for m in (models if isinstance(models, (list, tuple)) else [models])])
         self.tta = tta
+        self.temperature = temperature  # calibration (train/calibration.py): 1 leaves the probabilities as they are
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         x = (faces.unsqueeze(1).float() * (1.0 / 255.0) - PIXEL_MEAN) * (1.0 / PIXEL_STD)
         views = [x, torch.flip(x, dims=[3])] if self.tta else [x]
         probs = [torch.softmax(m(v), dim=1) for m in self.members for v in views]
         total = sum(probs[1:], probs[0])
-        return total * (1.0 / len(probs)) if len(probs) > 1 else total
+        total = total * (1.0 / len(probs)) if len(probs) > 1 else total
+        if self.temperature != 1.0:  # p^(1/T), renormalised: logits / T for one softmax model
+            total = torch.softmax(torch.log(total.clamp_min(1e-12)) * (1.0 / self.temperature), dim=1)
+        return total
 
 
 @dataclass
@@ -118,6 +122,7 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
         "val_accuracy": "" if val_acc is None else f"{val_acc:.5f}",
         **members,
         "tta": json.dumps(tta),
+        "temperature": f"{wrapper.temperature:.4f}",
         "quantization": quantization,
         "fer_edge_version": fer_edge.__version__,
         "producer": "fer-edge export",
@@ -261,6 +266,7 @@ def export(
     int8: bool = False,
     opset: int = 17,
     log=print,
+    calibrate: bool = False,
 ) -> ExportResult:
     checkpoints = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(c) for c in checkpoints]
     ckpts, models = _load_members(checkpoints)
@@ -285,6 +291,19 @@ def export(
         worst, n = check_parity(wrapper, fp32, val.x[:512])
         log(f"parity: onnxruntime vs torch on {n} faces (16 random, {n - 16} real): max |diff| {worst:.2e}, argmax agrees")
 
+        if calibrate:  # fit a temperature on the validation split; bake it in only if it lowers the ECE there
+            from ..train.calibration import apply_temperature, ece, fit_temperature
+
+            probs = _ort_probs(_ort_session(fp32), val.x)
+            t = fit_temperature(probs, val.y)
+            before, after = ece(probs, val.y), ece(apply_temperature(probs, t), val.y)
+            log(f"calibration on val: temperature {t:.3f}, ECE {100 * before:.2f}% -> {100 * after:.2f}%"
+                + ("" if after < before else "; not applied"))
+            if after < before:
+                wrapper = ContractModel(models, tta=tta, temperature=t).eval()
+                _to_onnx(wrapper, fp32, opset)
+                _write_metadata(fp32, _metadata(ckpts, wrapper, tta, "none", None))
+                worst, n = check_parity(wrapper, fp32, val.x[:512])
         val_acc = float((_ort_probs(_ort_session(fp32), val.x).argmax(1) == val.y).mean())
         result = ExportResult(out, checkpoints, worst, n, val_acc)
         final = fp32

@@ -108,3 +108,45 @@ def test_train_with_corruptions_through_the_cli(tmp_path, monkeypatch):
     assert ("bf16" in result.stderr) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     bad = runner.invoke(app, train_args(data, tmp_path / "r2", "--epochs", "1", "--corruptions", "fog"))
     assert bad.exit_code == 2 and "unknown 'fog'" in bad.stderr
+
+
+def test_ece_and_temperature():
+    from fer_edge.train.calibration import apply_temperature, ece, fit_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 1.5, (4000, 7))
+    honest = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(7, p=p) for p in honest])  # labels drawn from the honest probabilities
+    sharp = np.exp(3 * logits) / np.exp(3 * logits).sum(1, keepdims=True)  # the same model, overconfident
+    t = fit_temperature(sharp, y)
+    assert 2.3 < t < 3.7  # undoes the factor of 3
+    assert ece(apply_temperature(sharp, t), y) < 0.5 * ece(sharp, y)
+    np.testing.assert_allclose(apply_temperature(sharp, 1.0), sharp, atol=1e-9)
+
+
+def test_export_bakes_a_temperature_that_lowers_the_ece(tmp_path, monkeypatch):
+    import onnx
+
+    from fer_edge.cli.app import app
+    from fer_edge.classifier import ExpressionClassifier
+
+    from test_train import _train_tiny, write_csv
+
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
+    data = write_csv(tmp_path / "fer.csv")
+    run = _train_tiny(data, tmp_path / "run", epochs=3)
+    plain, calibrated = tmp_path / "plain.onnx", tmp_path / "cal.onnx"
+    assert runner.invoke(app, ["export", str(plain), "--checkpoint", str(run / "best.pt")]).exit_code == 0
+    result = runner.invoke(app, ["export", str(calibrated), "--checkpoint", str(run / "best.pt"), "--calibrate", "--int8"])
+    assert result.exit_code == 0, result.output
+    assert "calibration on val: temperature" in result.stderr
+    meta = {p.key: p.value for p in onnx.load(str(calibrated)).metadata_props}
+    faces = np.random.default_rng(1).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    probs = ExpressionClassifier.from_path(calibrated, device="cpu").predict_probs(faces)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)  # still real probabilities, through int8
+    if "not applied" not in result.stderr:
+        base = ExpressionClassifier.from_path(plain, device="cpu").predict_probs(faces)
+        assert float(meta["temperature"]) != 1.0
+        assert (base.argmax(1) == probs.argmax(1)).mean() > 0.9  # a temperature does not reorder the classes
+    ev = runner.invoke(app, ["eval", str(calibrated), "--data", str(data)])
+    assert ev.exit_code == 0 and "ECE" in ev.stdout

@@ -39,4 +39,6 @@ def torch_probs(model: nn.Module, x: np.ndarray, device: torch.device, tta: bool
 
 
 def evaluate_probs(probs: np.ndarray, y: np.ndarray, **meta) -> Report:
-    return make_report(y, probs.argmax(1), **meta)
+    from .calibration import ece
+
+    return make_report(y, probs.argmax(1), ece=ece(probs, y), **meta)

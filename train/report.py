@@ -25,6 +25,7 @@ class Report:
     split: str = ""
     model: str = ""
     tta: bool = False
+    ece: float | None = None  # expected calibration error of the top label (15 bins), when probabilities were given
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -40,6 +41,8 @@ class Report:
             f"{'accuracy':>10} {'':9} {'':9} {self.accuracy:9.4f} {self.samples:9d}",
             f"{'macro avg':>10} {'':9} {'':9} {self.macro_f1:9.4f} {self.samples:9d}",
         ]
+        if self.ece is not None:
+            lines.append(f"{'ECE':>10} {'':9} {'':9} {self.ece:9.4f}   (expected calibration error, 15 bins)")
         return "\n".join(lines)
 
 

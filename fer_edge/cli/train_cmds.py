@@ -171,8 +171,10 @@ def evaluate(
         from fer_edge.train.report import make_report
         from fer_edge.train.evaluate_onnx import onnx_probs
 
+        from fer_edge.train.calibration import ece
+
         probs = onnx_probs(model, s.x, tta=tta)
-        rep = make_report(s.y, probs.argmax(1), split=split, model=str(model), tta=tta)
+        rep = make_report(s.y, probs.argmax(1), split=split, model=str(model), tta=tta, ece=ece(probs, s.y))
     else:
         _need_torch()
         from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -200,6 +202,7 @@ def export(
     tta: Annotated[bool, typer.Option(help="Bake flip averaging into the graph (2x the compute).")] = False,
     int8: Annotated[bool, typer.Option(help="Static int8 quantisation calibrated on training faces.")] = False,
     opset: Annotated[int, typer.Option(min=13, max=21, help="ONNX opset to export with.")] = 17,
+    calibrate: Annotated[bool, typer.Option(help="Fit a temperature on the validation split and bake it into the graph when it lowers the expected calibration error.")] = False,
 ) -> None:
     """Export a checkpoint (or an ensemble) to ONNX under the runtime contract, with a parity check against torch."""
     _need_torch()
@@ -214,7 +217,7 @@ def export(
         checkpoint = [latest_checkpoint()]
         console.print(f"exporting the latest run's checkpoint: {checkpoint[0]}")
     try:
-        result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print)
+        result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print, calibrate=calibrate)
     except OSError as e:  # a folder that cannot hold files (/proc), no space, no permission
         raise FerEdgeError(f"{out}: cannot write the model there ({e.strerror or e})") from None
     acc = f"; val acc {100 * result.val_acc:.2f}%" if result.val_acc is not None else ""
