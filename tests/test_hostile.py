@@ -444,3 +444,47 @@ def test_outputs_to_a_full_disk_are_one_line(tmp_path, tiny_model):
     writer.release()
     done = cli("webcam", "--source", clip, "--model", tiny_model, "--device", "cpu", "--no-display", "--csv", "/dev/full")
     assert done.returncode == 1 and "Traceback" not in done.stderr and "cannot write" in done.stderr, done.stderr
+
+
+def test_webcam_warns_of_a_truncated_video_as_classify_does(tmp_path, tiny_model, astronaut):
+    from conftest import astronaut_face
+
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    face = cv2.resize(astronaut_face(astronaut), (120, 120))
+    for i in range(60):
+        frame = np.full((240, 320, 3), 90, np.uint8)
+        frame[40:160, 20 + i : 140 + i] = face
+        writer.write(frame)
+    writer.release()
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    result = run("webcam", "--source", cut, "--model", tiny_model, "--device", "cpu", "--no-display")
+    assert result.exit_code == 0, result.output
+    assert "incomplete" in result.stderr and "of the 60 its header announces" in " ".join(result.stderr.split())
+    whole = run("webcam", "--source", clip, "--model", tiny_model, "--device", "cpu", "--no-display")
+    assert "incomplete" not in whole.stderr
+
+
+def test_a_runtime_failure_of_onnxruntime_is_one_line(tiny_model, monkeypatch):
+    from fer_edge.classifier import ExpressionClassifier
+
+    clf = ExpressionClassifier.from_path(tiny_model, device="cpu")
+
+    class FailingSession:
+        def __init__(self, real):
+            self.real = real
+
+        def run(self, *a, **k):
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while running "
+                               "MatMul node. Name:'mm' Status Message: bad allocation")
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+    clf.session = FailingSession(clf.session)
+    from fer_edge.errors import ModelError
+
+    with pytest.raises(ModelError, match="could not run it.*bad allocation"):
+        clf.predict_probs(np.zeros((2, 48, 48), np.uint8))
