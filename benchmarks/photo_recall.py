@@ -20,6 +20,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from small_faces import on_face  # noqa: E402 (benchmarks/ is on the path when a script in it runs)
+
 from fer_edge.batch import classify_files
 from fer_edge.recognizer import Recognizer
 
@@ -56,12 +58,6 @@ def make_photos(folder: Path, per_size: int) -> dict[str, list[tuple[int, int, i
                 cv2.imwrite(str(folder / name), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
                 truth[name] = boxes
     return truth
-
-
-def on_face(box, truth) -> bool:
-    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-    x, y, w, h = truth
-    return x <= cx <= x + w and y <= cy <= y + h and 0.3 * h <= box[3] <= 1.5 * h
 
 
 def main() -> None:

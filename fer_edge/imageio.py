@@ -45,14 +45,12 @@ def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as OpenCV decodes it (any depth, any channels), turned upright by its EXIF
     orientation, or raise FerEdgeError. Oversized images are refused from their header, before decoding."""
     path = Path(path)
-    check_regular_file(path)
+    check_regular_file(path)  # says what is wrong with a missing, unreadable or odd path
     try:
         data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FerEdgeError(f"{path}: no such file") from None
-    except PermissionError:
+    except PermissionError:  # stat passes where reading does not (permissions, locks)
         raise FerEdgeError(f"{path}: permission denied") from None
-    except OSError as e:
+    except OSError as e:  # gone since, or an I/O error
         raise FerEdgeError(f"{path}: cannot read ({e.strerror or e})") from None
     if data.size == 0:
         raise FerEdgeError(f"{path}: empty file (0 bytes)")

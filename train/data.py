@@ -21,6 +21,7 @@ import numpy as np
 
 from fer_edge.contract import INPUT_SIZE, LABELS, canonical_label
 from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.store import sha256_of
 from fer_edge.imageio import IMAGE_EXTENSIONS, read_image, to_gray_u8
 
 PIXELS = INPUT_SIZE * INPUT_SIZE
@@ -54,12 +55,7 @@ class Dataset:
         return name in self.splits and len(self.splits[name]) > 0
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+file_sha256 = sha256_of  # the data's identity: runs record it, --resume and ensembles check it
 
 
 def default_cache_dir() -> Path:
