@@ -15,7 +15,6 @@ probabilities when it lowers the expected calibration error there, as `fer-edge 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import onnx

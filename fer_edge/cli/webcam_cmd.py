@@ -51,7 +51,7 @@ def webcam(
     from fer_edge.realtime.loop import RECORD_COLUMNS, LoopOptions, Pipeline, Window, run
     from fer_edge.realtime.smooth import EmotionSmoother
     from fer_edge.recognizer import Recognizer
-    from fer_edge.videoio import VideoSink
+    from fer_edge.videoio import VideoSink, stops_short
     from fer_edge.writers import RecordWriter, open_output
 
     console = Console(stderr=True)
@@ -60,8 +60,6 @@ def webcam(
         from fer_edge.report.make import preflight
 
         preflight(report)
-    from fer_edge.videoio import stops_short
-
     if output is not None and output.suffix.lower() not in VideoSink.SUFFIXES:
         raise UsageError(f"--output {output}: write the video as {', '.join(VideoSink.SUFFIXES)}")
     outputs = [p for p in (output, jsonl, csv_out) if p is not None]

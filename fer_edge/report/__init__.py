@@ -6,5 +6,3 @@ imports torch.
 """
 
 from __future__ import annotations
-
-REPORT_EXTRA_HINT = 'pip install "fer-edge[report]"'  # fer_edge.install.extra_hint("report") when it is shown
