@@ -79,6 +79,18 @@ def test_ray_engine_refuses_annotate(inputs, tiny_model, tmp_path):
     assert result.exit_code == 2 and "local engine only" in result.stderr
 
 
+# `ray start` can return before the head lists the new node; the test must not race it
+_WAIT_FOR_TWO_NODES = """
+import sys, time, ray
+ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
+deadline = time.time() + 90
+while sum(n["Alive"] for n in ray.nodes()) < 2 or ray.cluster_resources().get("CPU", 0) < 2:
+    if time.time() > deadline:
+        sys.exit(f"the second node never joined: {ray.nodes()}")
+    time.sleep(0.5)
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,6 +111,9 @@ def test_a_two_node_cluster_on_loopback_does_the_work_on_both(inputs, tiny_model
         join = subprocess.run([*ray_cli, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--node-ip-address",
                                "127.0.0.1", "--disable-usage-stats"], env=env, capture_output=True, text=True, timeout=120)
         assert join.returncode == 0, join.stderr[-2000:]
+        wait = subprocess.run([sys.executable, "-c", _WAIT_FOR_TWO_NODES, f"127.0.0.1:{port}"], env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert wait.returncode == 0, wait.stderr[-2000:]
         local = tmp_path / "local.csv"
         assert classify(inputs, "--model", tiny_model, "--device", "cpu", "--out", local).exit_code == 0
         out = tmp_path / "cluster.csv"
@@ -109,6 +124,7 @@ def test_a_two_node_cluster_on_loopback_does_the_work_on_both(inputs, tiny_model
         assert out.read_bytes() == local.read_bytes()
         nodes = [line for line in done.stderr.splitlines() if "Ray nodes that worked" in line]
         assert nodes and nodes[0].split("│")[2].strip() == "2", done.stderr[-2000:]
+        assert "Warning" not in done.stderr, done.stderr[-2000:]  # Ray's deprecation chatter is not the user's business
     finally:
         subprocess.run([*ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)
         time.sleep(1)

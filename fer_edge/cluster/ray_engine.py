@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -20,6 +21,8 @@ from fer_edge.errors import FerEdgeError, UsageError
 from .merge import OrderedMerge
 from .plan import CHUNK_SAMPLES, WorkItem, plan_work
 
+ACTOR_START_TIMEOUT_S = 600  # a cold node pulling its environment can take minutes
+
 
 def _ray():
     try:
@@ -30,6 +33,20 @@ def _ray():
 
         raise UsageError(f"--engine ray needs Ray Data: {extra_hint('ray')}") from None
     return ray
+
+
+def _configure(ctx) -> None:
+    ctx.execution_options.preserve_order = True  # mostly in order; the reorder buffer below makes it exact
+    # start the whole pool before the first batch: otherwise the first actor up takes the work while the others
+    # load their models, and a pool the cluster cannot hold fails in one line instead of crawling
+    ctx.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
+    ctx.enable_progress_bars = False  # fer-edge draws its own
+    ctx.print_on_execution_start = False
+    with warnings.catch_warnings():  # deprecated in Ray 2.60 ("managed internally"), still obeyed until 2027
+        warnings.simplefilter("ignore", DeprecationWarning)
+        # the blocks are a few bytes of JSON (the pixels come from the shared filesystem), so block locality
+        # buys nothing, and it would hand every block to the actors on the driver's node
+        ctx.execution_options.actor_locality_enabled = False
 
 
 class _ClassifyActor:
@@ -92,30 +109,31 @@ class RayClassifier:
     def classify(self, paths: list[Path], detect: bool | None = None, video_every: float = 0.5) -> Iterator[FileResult]:
         self._connect()
         ray = self.ray
-        ctx = ray.data.DataContext.get_current()
-        ctx.execution_options.preserve_order = True  # mostly in order; the reorder buffer below makes it exact
-        ctx.enable_progress_bars = False  # fer-edge draws its own
-        ctx.print_on_execution_start = False
+        _configure(ray.data.DataContext.get_current())
         items = plan_work(paths, video_every, self.chunk_samples)
         if not items:
             return
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        gpus = 1 if self.recognizer_kwargs.get("device") in ("cuda", "tensorrt") else 0
-        workers = self.workers or max(1, cpus)
+        resources = ray.cluster_resources()
+        on_gpu = self.recognizer_kwargs.get("device") in ("cuda", "tensorrt")
+        cpus = int(resources.get("CPU", 1))
+        # one actor per GPU on a GPU run (each holds one), else one per CPU
+        workers = self.workers or max(1, int(resources.get("GPU", 0)) if on_gpu else cpus)
         kwargs = dict(self.recognizer_kwargs)
         if not kwargs.get("threads"):  # one onnxruntime thread per actor unless asked: the actors share the cores
             kwargs["threads"] = max(1, cpus // workers)
         ds = ray.data.from_items([{"seq": it.seq, "item": json.dumps(it.to_dict())} for it in items],
                                  override_num_blocks=max(1, min(len(items), 4 * workers)))
-        ds = ds.map_batches(
-            _ClassifyActor, fn_constructor_kwargs={"recognizer_kwargs": kwargs, "detect": detect, "video_every": video_every},
-            batch_size=self.batch_size, compute=ray.data.ActorPoolStrategy(size=workers), batch_format="numpy",
-            # a fractional CPU: a pool holding every CPU starves Ray Data's own tasks
-            num_cpus=0.5, num_gpus=gpus,
-            # spread the actors over the nodes (two half-CPU actors would otherwise share the first node), and
-            # no restarts: a failed actor fails the run with its reason, a restart would hide it
-            ray_remote_args_fn=lambda: {"scheduling_strategy": "SPREAD", "max_restarts": 0},
-        )
+        with warnings.catch_warnings():
+            # Ray 2.60 deprecates passing max_restarts this way and names no replacement yet
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ds.map_batches(
+                _ClassifyActor, fn_constructor_kwargs={"recognizer_kwargs": kwargs, "detect": detect, "video_every": video_every},
+                batch_size=self.batch_size, compute=ray.data.ActorPoolStrategy(size=workers), batch_format="numpy",
+                # a fractional CPU: a pool holding every CPU starves Ray Data's own tasks
+                num_cpus=0.5, num_gpus=1 if on_gpu else 0,
+                # no restarts: a failed actor fails the run with its reason, a restart would hide it
+                max_restarts=0,
+            )
         merge = OrderedMerge()
         waiting: dict[int, str] = {}  # results that came before an earlier item's: held until it is in
         next_seq = 0
