@@ -471,3 +471,18 @@ def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatc
     result = runner.invoke(app, ["export", str(out), "--checkpoint", str(trained_run / "best.pt")])
     assert result.exit_code == 1 and "parity failed" in result.stderr
     assert not out.exists()
+
+
+def test_warm_start_takes_the_weights_and_refuses_another_arch(trained_run, tmp_path, csv_data):
+    out = tmp_path / "fine"
+    # lr 0: the weights must come out exactly as they went in (BatchNorm's running statistics still move)
+    result = runner.invoke(app, train_args(csv_data, out, "--epochs", "1", "--lr", "0", "--init", str(trained_run / "best.pt")))
+    assert result.exit_code == 0, result.output
+    assert "warm start from" in result.output
+    before, after = torch.load(trained_run / "best.pt")["model"], torch.load(out / "last.pt")["model"]
+    weights = [k for k in before if k.endswith("weight") or k.endswith("bias")]
+    assert weights and all(torch.equal(before[k], after[k]) for k in weights)
+    assert json.loads((out / "config.json").read_text())["init"] == str(trained_run / "best.pt")
+
+    other = runner.invoke(app, train_args(csv_data, tmp_path / "other", "--arch", "mlp", "--init", str(trained_run / "best.pt")))
+    assert other.exit_code == 2 and "holds a fernet-t model" in other.output

@@ -59,6 +59,7 @@ class TrainConfig:
     test_fraction: float = 0.0  # likewise for a test split
     resplit: bool = False  # ignore the file's val/test splits: carve both from the training rows
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged soft labels we distil
+    init: str = ""  # warm start: the weights of this checkpoint (same arch); optimiser and schedule start fresh
     kd_alpha: float = 0.7
     kd_temperature: float = 4.0
     seed: int = 0
@@ -186,6 +187,16 @@ class Teacher:
         return torch.stack(soft).mean(0)
 
 
+def _warm_start(model: torch.nn.Module, cfg: TrainConfig, log) -> None:
+    """Fine-tune from a checkpoint's weights: a second, shorter schedule (say with a teacher or new augmentation)."""
+    ckpt = load_checkpoint(cfg.init)
+    arch = ckpt.get("config", {}).get("arch")
+    if arch != cfg.arch:
+        raise UsageError(f"--init {cfg.init} holds a {arch} model, not {cfg.arch}; pass --arch {arch}")
+    model.load_state_dict(ckpt["model"])
+    log(f"warm start from {cfg.init} (epoch {ckpt.get('epoch', -1) + 1}, val acc {100 * ckpt.get('best_acc', 0):.2f}%)")
+
+
 def _write_metrics_row(path: Path, row: dict) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as f:
@@ -255,6 +266,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     use_amp, math_mode = fast_math(device, cfg.amp)
     if use_amp:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.init and not resume:
+        _warm_start(model, cfg, log)
     optimizer = make_optimizer(cfg, model)
     teacher = Teacher(cfg.teachers, device, train.x, log, channels_last=use_amp) if cfg.teachers else None
     aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase,
