@@ -486,3 +486,35 @@ def test_warm_start_takes_the_weights_and_refuses_another_arch(trained_run, tmp_
 
     other = runner.invoke(app, train_args(csv_data, tmp_path / "other", "--arch", "mlp", "--init", str(trained_run / "best.pt")))
     assert other.exit_code == 2 and "holds a fernet-t model" in other.output
+
+
+def test_ema_weights_are_validated_saved_and_resumed(csv_data, tmp_path, monkeypatch):
+    cfg = dict(data=str(csv_data), arch="fernet-t", epochs=2, batch_size=16, lr=0.05, threads=1, device="cpu",
+               eval_tta=False, ema=0.9)
+    lines: list[str] = []
+    trainer.main(trainer.TrainConfig(out=str(tmp_path / "a"), **cfg), log=lines.append)
+    assert any("EMA 0.9 a step" in line for line in lines)
+    last, best = torch.load(tmp_path / "a" / "last.pt"), torch.load(tmp_path / "a" / "best.pt")
+    assert "ema" in last and "ema" not in best
+    average = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    key = next(k for k in last["model"] if k.endswith("weight") and last["model"][k].dim() == 4)
+    assert not torch.equal(average[key], last["model"][key])  # an average, not a copy
+    if best["epoch"] == last["epoch"]:  # best.pt holds the average
+        assert set(best["model"]) == set(average) and torch.equal(best["model"][key], average[key])
+
+    # killed after epoch 1 and resumed: the average carries on as if nothing happened
+    real_save = trainer.save_atomic
+
+    def killed_after_epoch_1(obj, path):
+        real_save(obj, path)
+        if path.name == "last.pt":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_atomic", killed_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.main(trainer.TrainConfig(out=str(tmp_path / "b"), **cfg), log=lambda *_: None)
+    monkeypatch.setattr(trainer, "save_atomic", real_save)
+    trainer.main(trainer.TrainConfig(out=str(tmp_path / "b"), device="cpu", threads=1), resume=True, log=lambda *_: None)
+    resumed = torch.load(tmp_path / "b" / "last.pt")
+    for k in last["ema"]:
+        torch.testing.assert_close(resumed["ema"][k], last["ema"][k], rtol=1e-5, atol=1e-6)

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import fer_edge
 from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
@@ -59,6 +60,7 @@ class TrainConfig:
     test_fraction: float = 0.0  # likewise for a test split
     resplit: bool = False  # ignore the file's val/test splits: carve both from the training rows
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged soft labels we distil
+    ema: float = 0.0  # per-step decay of an exponential moving average of the weights (e.g. 0.999); 0: off
     init: str = ""  # warm start: the weights of this checkpoint (same arch); optimiser and schedule start fresh
     kd_alpha: float = 0.7
     kd_temperature: float = 4.0
@@ -269,6 +271,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     if cfg.init and not resume:
         _warm_start(model, cfg, log)
     optimizer = make_optimizer(cfg, model)
+    # the EMA copy is what gets validated and saved as best.pt; the raw weights keep training
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema > 0 else None
     teacher = Teacher(cfg.teachers, device, train.x, log, channels_last=use_amp) if cfg.teachers else None
     aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase,
                             corrupt=cfg.corrupt, corruptions=tuple(cfg.corruptions))
@@ -277,6 +281,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     if resume:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(ckpt["ema"])
         start_epoch, best_acc = ckpt["epoch"] + 1, ckpt["best_acc"]
         step, train_seconds = ckpt["step"], ckpt["train_seconds"]
         _set_rng_state(ckpt["rng"], gen, device)
@@ -290,6 +296,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     log(
         f"{cfg.arch}: {n_params / 1e6:.2f}M params, {macs / 1e6:.1f}M MACs; train {len(train)}, val {len(val)}"
         f"{f', test {len(test)}' if test is not None else ''}; device {device}, {math_mode}"
+        f"{f'; weights averaged (EMA {cfg.ema:g} a step), validated and saved as best.pt' if ema is not None else ''}"
     )
     tracker = _make_tracker(cfg, out)
     budget = cfg.max_minutes * 60
@@ -344,6 +351,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
 
             step += 1
             loss_sum += loss.detach() * len(idx)
@@ -359,7 +368,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             progress.remove_task(task)
 
         # ---- eval, checkpoint, log
-        val_probs = torch_probs(model, val.x, device, fast=use_amp)
+        judged = ema.module if ema is not None else model
+        val_probs = torch_probs(judged, val.x, device, fast=use_amp)
         val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_probs).clamp_min(1e-8)), torch.from_numpy(val.y)))
         val_acc = float((val_probs.argmax(1) == val.y).mean())
         train_seconds += time.time() - t0
@@ -381,6 +391,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             epochs_without_gain += 1
         state = {
             "model": model.state_dict(),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
             "optimizer": optimizer.state_dict(),
             "epoch": epoch,
             "step": step,
@@ -393,7 +404,9 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             "fer_edge_version": fer_edge.__version__,
         }
         if improved:
-            save_atomic({k: v for k, v in state.items() if k not in ("optimizer", "rng")}, out / "best.pt")
+            best_state = {k: v for k, v in state.items() if k not in ("optimizer", "rng", "ema")}
+            best_state["model"] = judged.state_dict()
+            save_atomic(best_state, out / "best.pt")
         save_atomic(state, out / "last.pt")
         tracker.log_metrics(row, epoch + 1)
         log(
