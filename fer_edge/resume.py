@@ -56,10 +56,25 @@ def finished_paths(out: Path, fmt: str, columns: list[str]) -> set[str]:
     redo = {records[-1]["path"]} if records else set()
     redo |= {r["path"] for r in records if r.get("error")}
     keep = [r for r in records if r["path"] not in redo]
+    _rewrite(out, fmt, columns, keep)
+    return {r["path"] for r in keep}
+
+
+def restore_order(out: Path, fmt: str, columns: list[str], paths: list[str]) -> None:
+    """After a resumed run has finished: put the rows back in the order of `paths` (the run's input order),
+    as an uninterrupted run writes them. The files redone were appended at the end, so an error row that sat
+    in the middle would otherwise move. A file's own rows keep their order."""
+    records = _read_records(out, fmt, columns)
+    rank = {p: i for i, p in enumerate(paths)}
+    ranks = [rank.get(r["path"], len(paths)) for r in records]
+    if ranks != sorted(ranks):
+        _rewrite(out, fmt, columns, [r for _, r in sorted(zip(ranks, records), key=lambda pair: pair[0])])
+
+
+def _rewrite(out: Path, fmt: str, columns: list[str], records: list[dict]) -> None:
     tmp = out.with_name(out.name + ".resume.tmp")
     with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
         writer = RecordWriter(f, fmt, columns, flush=False)
-        for r in keep:
+        for r in records:
             writer.write(r)
     os.replace(tmp, out)  # atomic: an interruption here leaves the old file whole
-    return {r["path"] for r in keep}

@@ -353,6 +353,7 @@ def test_resume_retries_files_that_failed(tmp_path, tiny_model, astronaut):
     cv2.imwrite(str(d / "a.jpg"), astronaut)
     (d / "b.jpg").write_text("not yet an image")
     cv2.imwrite(str(d / "c.jpg"), astronaut)
+    cv2.imwrite(str(d / "d.jpg"), astronaut)
     out = tmp_path / "out.csv"
     args = ("classify", d, "--model", tiny_model, "--device", "cpu", "-q", "--out", out)
     assert run(*args).exit_code == 0
@@ -360,8 +361,12 @@ def test_resume_retries_files_that_failed(tmp_path, tiny_model, astronaut):
     cv2.imwrite(str(d / "b.jpg"), astronaut)  # fixed
     assert run(*args, "--resume").exit_code == 0
     rows = list(csv.DictReader(out.open()))
-    assert sorted(Path(r["path"]).name for r in rows) == ["a.jpg", "b.jpg", "c.jpg"]
+    # b (an error row) and d (the last file) were redone and appended: b is back in its place
+    assert [Path(r["path"]).name for r in rows] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
     assert all(r["error"] == "" and r["label"] in LABELS for r in rows)
+    fresh = tmp_path / "fresh.csv"
+    assert run(*args[:-1], fresh).exit_code == 0
+    assert out.read_bytes() == fresh.read_bytes()  # the file an uninterrupted run writes
 
 
 def test_resume_refuses_a_foreign_file_and_needs_out(photos, tiny_model, tmp_path):

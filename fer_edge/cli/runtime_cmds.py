@@ -75,7 +75,7 @@ def classify(
     from fer_edge.batch import BatchStats, FileResult, classify_files, iter_input_paths
     from fer_edge.lock import exclusive
     from fer_edge.recognizer import Recognizer
-    from fer_edge.resume import finished_paths
+    from fer_edge.resume import finished_paths, restore_order
     from fer_edge.videoio import is_video, samples_in
     from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, RecordWriter, classify_records, open_output
 
@@ -104,6 +104,7 @@ def classify(
         console = Console(stderr=True, quiet=quiet)
         det = recognizer.detector
         console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {det.name} ({det.why})")
+        input_order = [str(p) for p in files]
         if appending:
             done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
             todo = [p for p in files if str(p) not in done]
@@ -180,6 +181,8 @@ def classify(
             if out is not None:
                 typer.echo(f"to continue where this stopped, run the same command with --resume (it appends to {out})", err=True)
             raise
+        if appending:  # the redone files were appended: back to the order an uninterrupted run writes
+            restore_order(out, fmt.value, CLASSIFY_COLUMNS, input_order)
 
         table = Table(title="fer-edge classify" + (" (Ray)" if cluster is not None else ""), show_header=False)
         if cluster is not None:
