@@ -74,6 +74,12 @@ def test_ray_engine_gives_the_local_rows_in_the_local_order(inputs, tiny_model, 
     assert resumed.exit_code == 0 and distributed.read_bytes() == local.read_bytes()
 
 
+def test_a_pool_the_cluster_cannot_hold_is_refused_at_once(inputs, tiny_model, tmp_path, local_ray):
+    result = classify(inputs, "--model", tiny_model, "--device", "cpu", "--engine", "ray", "--workers", "6")
+    assert result.exit_code == 2 and "--workers 6 needs 3 CPUs (0.5 an actor) and the cluster has 2" in result.stderr
+    assert "pass --workers 4 or fewer" in result.stderr and "Traceback" not in result.output
+
+
 def test_ray_engine_refuses_annotate(inputs, tiny_model, tmp_path):
     result = classify(inputs, "--model", tiny_model, "--engine", "ray", "--annotate", tmp_path / "ann")
     assert result.exit_code == 2 and "local engine only" in result.stderr

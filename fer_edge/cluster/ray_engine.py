@@ -22,6 +22,7 @@ from .merge import OrderedMerge
 from .plan import CHUNK_SAMPLES, WorkItem, plan_work
 
 ACTOR_START_TIMEOUT_S = 600  # a cold node pulling its environment can take minutes
+ACTOR_CPUS = 0.5  # a fractional CPU: a pool holding every CPU starves Ray Data's own tasks
 
 
 def _ray():
@@ -47,6 +48,17 @@ def _configure(ctx) -> None:
         # the blocks are a few bytes of JSON (the pixels come from the shared filesystem), so block locality
         # buys nothing, and it would hand every block to the actors on the driver's node
         ctx.execution_options.actor_locality_enabled = False
+
+
+def _check_room(workers: int, on_gpu: bool, resources: dict) -> None:
+    """Refuse a pool the cluster cannot hold now, in one line, rather than wait for nodes that may never come."""
+    cpus, gpus = resources.get("CPU", 0), resources.get("GPU", 0)
+    if workers * ACTOR_CPUS > cpus:
+        raise UsageError(f"--workers {workers} needs {workers * ACTOR_CPUS:g} CPUs ({ACTOR_CPUS:g} an actor) and the "
+                         f"cluster has {cpus:g}; pass --workers {max(1, int(cpus / ACTOR_CPUS))} or fewer, or add nodes")
+    if on_gpu and workers > gpus:
+        raise UsageError(f"--workers {workers} with --device cuda needs a GPU an actor and the cluster has {gpus:g}"
+                         + ("" if gpus else "; leave out --device cuda to run on the CPUs"))
 
 
 class _ClassifyActor:
@@ -118,6 +130,7 @@ class RayClassifier:
         cpus = int(resources.get("CPU", 1))
         # one actor per GPU on a GPU run (each holds one), else one per CPU
         workers = self.workers or max(1, int(resources.get("GPU", 0)) if on_gpu else cpus)
+        _check_room(workers, on_gpu, resources)
         kwargs = dict(self.recognizer_kwargs)
         if not kwargs.get("threads"):  # one onnxruntime thread per actor unless asked: the actors share the cores
             kwargs["threads"] = max(1, cpus // workers)
@@ -129,8 +142,7 @@ class RayClassifier:
             ds = ds.map_batches(
                 _ClassifyActor, fn_constructor_kwargs={"recognizer_kwargs": kwargs, "detect": detect, "video_every": video_every},
                 batch_size=self.batch_size, compute=ray.data.ActorPoolStrategy(size=workers), batch_format="numpy",
-                # a fractional CPU: a pool holding every CPU starves Ray Data's own tasks
-                num_cpus=0.5, num_gpus=1 if on_gpu else 0,
+                num_cpus=ACTOR_CPUS, num_gpus=1 if on_gpu else 0,
                 # no restarts: a failed actor fails the run with its reason, a restart would hide it
                 max_restarts=0,
             )
