@@ -39,7 +39,8 @@ def _ray():
 def _configure(ctx) -> None:
     ctx.execution_options.preserve_order = True  # mostly in order; the reorder buffer below makes it exact
     # start the whole pool before the first batch: otherwise the first actor up takes the work while the others
-    # load their models, and a pool the cluster cannot hold fails in one line instead of crawling
+    # load their models; actors that cannot start fail the run in one line instead of leaving it to crawl.
+    # (Ray Data's default scheduling strategy, SPREAD, already puts the actors on different nodes.)
     ctx.wait_for_min_actors_s = ACTOR_START_TIMEOUT_S
     ctx.enable_progress_bars = False  # fer-edge draws its own
     ctx.print_on_execution_start = False
