@@ -518,3 +518,52 @@ def test_ema_weights_are_validated_saved_and_resumed(csv_data, tmp_path, monkeyp
     resumed = torch.load(tmp_path / "b" / "last.pt")
     for k in last["ema"]:
         torch.testing.assert_close(resumed["ema"][k], last["ema"][k], rtol=1e-5, atol=1e-6)
+
+
+def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_path, csv_data, capsys):
+    from fer_edge.train import soup
+
+    fine = tmp_path / "fine"
+    result = runner.invoke(app, train_args(csv_data, fine, "--epochs", "1", "--ema", "0.5", "--init", str(trained_run / "best.pt")))
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "soup.pt"
+    assert soup.main([str(out), str(trained_run / "best.pt"), str(fine / "last.pt"), "--weights", "1,3"]) == 0
+    said = capsys.readouterr().out
+    assert "0.25 x" in said and "0.75 x" in said and "(EMA)" in said
+    start, last, mixed = torch.load(trained_run / "best.pt"), torch.load(fine / "last.pt"), torch.load(out)
+    ema = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
+    floats = [k for k, v in start["model"].items() if v.is_floating_point()]
+    assert any(k.endswith("running_var") for k in floats)  # BatchNorm statistics are averaged too
+    for k in floats:
+        torch.testing.assert_close(mixed["model"][k], 0.25 * start["model"][k] + 0.75 * ema[k], rtol=1e-5, atol=1e-6)
+    assert [s["weight"] for s in mixed["config"]["soup"]] == [0.25, 0.75] and mixed["config"]["soup"][1]["ema"]
+
+    # it is a checkpoint like any other: it exports and warm-starts
+    onnx_out = tmp_path / "soup.onnx"
+    exported = runner.invoke(app, ["export", str(onnx_out), "--checkpoint", str(out), "--data", str(csv_data)])
+    assert exported.exit_code == 0, exported.output
+    again = runner.invoke(app, train_args(csv_data, tmp_path / "again", "--epochs", "1", "--init", str(out)))
+    assert again.exit_code == 0, again.output
+
+
+def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_path, csv_data, capsys):
+    from fer_edge.train import soup
+
+    mlp = tmp_path / "mlp"
+    assert runner.invoke(app, train_args(csv_data, mlp, "--arch", "mlp", "--epochs", "1")).exit_code == 0
+    best = str(trained_run / "best.pt")
+    cases = [
+        ([str(tmp_path / "s.pt"), best, str(mlp / "best.pt")], "cannot average different architectures: fernet-t, mlp"),
+        ([str(tmp_path / "s.pt"), best, best, "--weights", "1"], "--weights has 1 numbers for 2 checkpoints"),
+        ([str(tmp_path / "s.pt"), best, best, "--weights", "a,b"], "give 2 comma-separated numbers"),
+        ([str(tmp_path / "s.pt"), best, best, "--weights", "0,0"], "they cannot all be 0"),
+        ([str(tmp_path / "s.pt"), best], "a soup needs at least two checkpoints"),
+        ([str(tmp_path / "s.onnx"), best, best], "name it .pt"),
+    ]
+    for argv, message in cases:
+        assert soup.main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert soup.main([str(tmp_path / "s.pt"), best, str(tmp_path / "missing.pt")]) == 1
+    assert "no such checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "s.pt").exists()

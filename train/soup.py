@@ -1,0 +1,109 @@
+"""Weight soups: one checkpoint whose weights are a weighted average of several checkpoints of one model.
+
+Averaging works only between weights that share a starting point, such as a checkpoint and a fine-tune of
+it (`fer-edge train --init`): WiSE-FT (Wortsman et al., 2022) keeps most of each side's gains, here the
+clean accuracy of the start and the robustness of the fine-tune. Checkpoints trained from different seeds
+sit in different basins, and their average is a broken model: ensemble those instead (`fer-edge export`
+with several --checkpoint). Every floating tensor is averaged, BatchNorm statistics included; integer
+counters are taken from the first checkpoint. A checkpoint that carries EMA weights (a last.pt of a run
+with --ema) gives those, as its best.pt would.
+
+    python -m fer_edge.train.soup OUT.pt A.pt B.pt [--weights 0.5,0.5]
+
+The result exports like any best.pt: `fer-edge export model.onnx --checkpoint OUT.pt`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from fer_edge.errors import FerEdgeError, UsageError
+
+from .checkpoint import load_checkpoint, save_atomic
+
+EMA_PREFIX = "module."  # AveragedModel keeps the averaged model's weights under this prefix
+
+
+def soup_weights(ckpt: dict) -> tuple[dict[str, torch.Tensor], bool]:
+    """The weights a checkpoint stands for (its EMA when it carries one) and whether they were the EMA."""
+    if "ema" in ckpt:
+        ema = ckpt["ema"]
+        return {k[len(EMA_PREFIX):]: v for k, v in ema.items() if k.startswith(EMA_PREFIX)}, True
+    return ckpt["model"], False
+
+
+def parse_weights(text: str | None, n: int) -> list[float]:
+    if text is None:
+        return [1.0 / n] * n
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--weights {text!r}: give {n} comma-separated numbers, e.g. 0.5,0.5") from None
+    if len(weights) != n:
+        raise UsageError(f"--weights has {len(weights)} numbers for {n} checkpoints")
+    if any(not w >= 0 for w in weights) or sum(weights) <= 0:
+        raise UsageError(f"--weights {text!r}: each must be 0 or more, and they cannot all be 0")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def make_soup(paths: list[Path], weights: list[float]) -> dict:
+    """A checkpoint (model + config, loadable by export and --init) holding the weighted average."""
+    if len(paths) < 2:
+        raise UsageError("a soup needs at least two checkpoints")
+    ckpts = [load_checkpoint(p) for p in paths]
+    archs = {c["config"]["arch"] for c in ckpts}
+    if len(archs) > 1:
+        raise UsageError(f"cannot average different architectures: {', '.join(sorted(archs))}")
+    shas = {c["config"].get("data_sha256", "") for c in ckpts}
+    if len(shas) > 1:
+        raise UsageError("the checkpoints were trained on different data (data_sha256 differs)")
+    states, used_ema = zip(*(soup_weights(c) for c in ckpts))
+    keys = list(states[0])
+    for path, state in zip(paths[1:], states[1:]):
+        if list(state) != keys or any(state[k].shape != states[0][k].shape for k in keys):
+            raise UsageError(f"{path}: its tensors do not match {paths[0]}'s; not the same model")
+    averaged = {}
+    for k in keys:
+        first = states[0][k]
+        if first.is_floating_point():
+            averaged[k] = sum(w * s[k].double() for w, s in zip(weights, states)).to(first.dtype)
+        else:
+            averaged[k] = first.clone()  # BatchNorm's num_batches_tracked: a counter, not a weight
+    config = dict(ckpts[0]["config"])
+    config["soup"] = [{"checkpoint": str(p), "weight": round(w, 6), "ema": e} for p, w, e in zip(paths, weights, used_ema)]
+    return {
+        "model": averaged,
+        "config": config,
+        "labels": ckpts[0]["labels"],
+        "epoch": max(c.get("epoch", -1) for c in ckpts),
+        "fer_edge_version": ckpts[0].get("fer_edge_version", ""),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fer_edge.train.soup", description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the soup checkpoint to write (.pt)")
+    parser.add_argument("checkpoints", type=Path, nargs="+", help="two or more checkpoints of one model")
+    parser.add_argument("--weights", help="comma-separated mixing weights, one per checkpoint (default: equal)")
+    args = parser.parse_args(argv)
+    try:
+        if args.out.suffix != ".pt":
+            raise UsageError(f"{args.out}: the soup is a checkpoint; name it .pt (export it to ONNX afterwards)")
+        weights = parse_weights(args.weights, len(args.checkpoints))
+        soup = make_soup(args.checkpoints, weights)
+        save_atomic(soup, args.out)
+    except (FerEdgeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
+    parts = ", ".join(f"{w:g} x {p}{' (EMA)' if s['ema'] else ''}" for p, w, s in zip(args.checkpoints, weights, soup["config"]["soup"]))
+    print(f"wrote {args.out}: {parts}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
