@@ -118,9 +118,11 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
         "training_data_sha256": cfgs[0].get("data_sha256", ""),
         "train_epochs": joined(c.get("epoch", -1) + 1 for c in ckpts),
         "train_seed": joined(cfg.get("seed", "") for cfg in cfgs),
-        "val_accuracy_checkpoint": joined(f"{acc:.5f}" for acc in accs),
+        "val_accuracy_checkpoint": joined(f"{acc:.5f}" if acc == acc else "" for acc in accs),  # a soup has none
         "val_accuracy": "" if val_acc is None else f"{val_acc:.5f}",
         **members,
+        # a weight soup names its ingredients (train/soup.py): the card's lineage, inside the file
+        **({"soup": json.dumps(cfgs[0]["soup"])} if len(ckpts) == 1 and "soup" in cfgs[0] else {}),
         "tta": json.dumps(tta),
         "temperature": f"{wrapper.temperature:.4f}",
         "quantization": quantization,

@@ -542,6 +542,9 @@ def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_
     onnx_out = tmp_path / "soup.onnx"
     exported = runner.invoke(app, ["export", str(onnx_out), "--checkpoint", str(out), "--data", str(csv_data)])
     assert exported.exit_code == 0, exported.output
+    import onnx
+    meta = {p.key: p.value for p in onnx.load(str(onnx_out)).metadata_props}
+    assert json.loads(meta["soup"]) == mixed["config"]["soup"] and meta["val_accuracy_checkpoint"] == ""
     again = runner.invoke(app, train_args(csv_data, tmp_path / "again", "--epochs", "1", "--init", str(out)))
     assert again.exit_code == 0, again.output
 
