@@ -536,7 +536,11 @@ def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_
     assert any(k.endswith("running_var") for k in floats)  # BatchNorm statistics are averaged too
     for k in floats:
         torch.testing.assert_close(mixed["model"][k], 0.25 * start["model"][k] + 0.75 * ema[k], rtol=1e-5, atol=1e-6)
-    assert [s["weight"] for s in mixed["config"]["soup"]] == [0.25, 0.75] and mixed["config"]["soup"][1]["ema"]
+    assert [s["weight"] for s in mixed["config"]["soup"]] == [0.25, 0.75]
+    assert [s["ema"] for s in mixed["config"]["soup"]] == [False, True]
+    # a best.pt of an --ema run already holds the average: named as such, its weights taken as they are
+    assert soup.main([str(tmp_path / "b.pt"), str(trained_run / "best.pt"), str(fine / "best.pt")]) == 0
+    assert [s["ema"] for s in torch.load(tmp_path / "b.pt")["config"]["soup"]] == [False, True]
 
     # it is a checkpoint like any other: it exports and warm-starts
     onnx_out = tmp_path / "soup.onnx"

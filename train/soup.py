@@ -29,11 +29,11 @@ EMA_PREFIX = "module."  # AveragedModel keeps the averaged model's weights under
 
 
 def soup_weights(ckpt: dict) -> tuple[dict[str, torch.Tensor], bool]:
-    """The weights a checkpoint stands for (its EMA when it carries one) and whether they were the EMA."""
+    """The weights a checkpoint stands for (its EMA when it carries one) and whether they are an EMA."""
     if "ema" in ckpt:
         ema = ckpt["ema"]
         return {k[len(EMA_PREFIX):]: v for k, v in ema.items() if k.startswith(EMA_PREFIX)}, True
-    return ckpt["model"], False
+    return ckpt["model"], ckpt["config"].get("ema", 0) > 0  # a best.pt of an --ema run holds the average
 
 
 def parse_weights(text: str | None, n: int) -> list[float]:
