@@ -27,7 +27,7 @@ from fer_edge import contract
 from fer_edge.contract import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PIXEL_MEAN, PIXEL_STD
 from fer_edge.errors import FerEdgeError
 
-from ..train.checkpoint import load_checkpoint, model_from_checkpoint
+from ..train.checkpoint import check_same_data, load_checkpoint, model_from_checkpoint
 from ..train.data import Dataset, load_dataset
 from ..train.models import count_macs, count_params
 
@@ -252,11 +252,7 @@ def _keep_fp32(path: Path) -> list[str]:
 
 def _load_members(checkpoints: list[Path]) -> tuple[list[dict], list[nn.Module]]:
     ckpts = [load_checkpoint(c) for c in checkpoints]
-    shas = {c["config"].get("data_sha256", "") for c in ckpts}
-    if len(shas) > 1:
-        # members trained on different data would make the card's one data line, and its split, a lie
-        raise FerEdgeError("ensemble members were trained on different data (training_data_sha256 differs): "
-                           + ", ".join(f"{p}: {c['config'].get('data_sha256', '')[:12] or '?'}" for p, c in zip(checkpoints, ckpts)))
+    check_same_data(checkpoints, ckpts, "ensemble members")
     return ckpts, [model_from_checkpoint(c) for c in ckpts]
 
 

@@ -573,4 +573,7 @@ def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_
         assert message in err and err.count("\n") == 1, err
     assert soup.main([str(tmp_path / "s.pt"), best, str(tmp_path / "missing.pt")]) == 1
     assert "no such checkpoint" in capsys.readouterr().err
+    other = _second_run(csv_data, tmp_path, data=write_csv(tmp_path / "other.csv", seed=11))
+    assert soup.main([str(tmp_path / "s.pt"), best, str(other / "best.pt")]) == 1
+    assert "trained on different data" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()

@@ -40,6 +40,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
+def check_same_data(paths: list[Path], ckpts: list[dict], what: str) -> None:
+    """Checkpoints combined into one model (an ensemble, a soup) must come from one dataset: the card has one
+    data line and one split."""
+    shas = {c["config"].get("data_sha256", "") for c in ckpts}
+    if len(shas) > 1:
+        raise FerEdgeError(f"{what} were trained on different data (training_data_sha256 differs): "
+                           + ", ".join(f"{p}: {c['config'].get('data_sha256', '')[:12] or '?'}" for p, c in zip(paths, ckpts)))
+
+
 def model_from_checkpoint(ckpt: dict) -> nn.Module:
     model = build_model(ckpt["config"]["arch"], num_classes=len(LABELS))
     model.load_state_dict(ckpt["model"])

@@ -23,7 +23,7 @@ import torch
 
 from fer_edge.errors import FerEdgeError, UsageError
 
-from .checkpoint import load_checkpoint, save_atomic
+from .checkpoint import check_same_data, load_checkpoint, save_atomic
 
 EMA_PREFIX = "module."  # AveragedModel keeps the averaged model's weights under this prefix
 
@@ -59,9 +59,7 @@ def make_soup(paths: list[Path], weights: list[float]) -> dict:
     archs = {c["config"]["arch"] for c in ckpts}
     if len(archs) > 1:
         raise UsageError(f"cannot average different architectures: {', '.join(sorted(archs))}")
-    shas = {c["config"].get("data_sha256", "") for c in ckpts}
-    if len(shas) > 1:
-        raise UsageError("the checkpoints were trained on different data (data_sha256 differs)")
+    check_same_data(paths, ckpts, "the checkpoints")
     states, used_ema = zip(*(soup_weights(c) for c in ckpts))
     keys = list(states[0])
     for path, state in zip(paths[1:], states[1:]):
