@@ -551,6 +551,7 @@ def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_
     assert json.loads(meta["soup"]) == mixed["config"]["soup"] and meta["val_accuracy_checkpoint"] == ""
     again = runner.invoke(app, train_args(csv_data, tmp_path / "again", "--epochs", "1", "--init", str(out)))
     assert again.exit_code == 0, again.output
+    assert "(a weight soup of 2 checkpoints)" in again.output and "val acc 0.00%" not in again.output
 
 
 def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_path, csv_data, capsys):

@@ -196,7 +196,11 @@ def _warm_start(model: torch.nn.Module, cfg: TrainConfig, log) -> None:
     if arch != cfg.arch:
         raise UsageError(f"--init {cfg.init} holds a {arch} model, not {cfg.arch}; pass --arch {arch}")
     model.load_state_dict(ckpt["model"])
-    log(f"warm start from {cfg.init} (epoch {ckpt.get('epoch', -1) + 1}, val acc {100 * ckpt.get('best_acc', 0):.2f}%)")
+    soup = ckpt.get("config", {}).get("soup")
+    # a soup was never validated as one model: name its ingredients instead of an accuracy it does not have
+    said = (f"a weight soup of {len(soup)} checkpoints" if soup
+            else f"epoch {ckpt.get('epoch', -1) + 1}, val acc {100 * ckpt.get('best_acc', 0):.2f}%")
+    log(f"warm start from {cfg.init} ({said})")
 
 
 def _write_metrics_row(path: Path, row: dict) -> None:
