@@ -501,6 +501,9 @@ def test_ema_weights_are_validated_saved_and_resumed(csv_data, tmp_path, monkeyp
     assert not torch.equal(average[key], last["model"][key])  # an average, not a copy
     if best["epoch"] == last["epoch"]:  # best.pt holds the average
         assert set(best["model"]) == set(average) and torch.equal(best["model"][key], average[key])
+    # a last.pt stands for its average everywhere but --resume: export, eval and teachers load the EMA
+    from fer_edge.train.checkpoint import model_from_checkpoint
+    assert torch.equal(model_from_checkpoint(last).state_dict()[key], average[key])
 
     # killed after epoch 1 and resumed: the average carries on as if nothing happened
     real_save = trainer.save_atomic
@@ -552,6 +555,8 @@ def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_
     again = runner.invoke(app, train_args(csv_data, tmp_path / "again", "--epochs", "1", "--init", str(out)))
     assert again.exit_code == 0, again.output
     assert "(a weight soup of 2 checkpoints)" in again.output and "val acc 0.00%" not in again.output
+    from_last = runner.invoke(app, train_args(csv_data, tmp_path / "from-last", "--epochs", "1", "--init", str(fine / "last.pt")))
+    assert from_last.exit_code == 0 and "its EMA weights" in from_last.output, from_last.output
 
 
 def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_path, csv_data, capsys):

@@ -49,7 +49,19 @@ def check_same_data(paths: list[Path], ckpts: list[dict], what: str) -> None:
                            + ", ".join(f"{p}: {c['config'].get('data_sha256', '')[:12] or '?'}" for p, c in zip(paths, ckpts)))
 
 
+EMA_PREFIX = "module."  # AveragedModel keeps the averaged model's weights under this prefix
+
+
+def checkpoint_weights(ckpt: dict) -> tuple[dict[str, torch.Tensor], bool]:
+    """The weights a checkpoint stands for, and whether they are an EMA. A last.pt of an --ema run carries the
+    average beside the raw weights; the average is what its epoch validated (and what a best.pt holds), so
+    export, eval, teachers, --init and soups all take it. Only --resume needs the raw weights."""
+    if "ema" in ckpt:
+        return {k[len(EMA_PREFIX):]: v for k, v in ckpt["ema"].items() if k.startswith(EMA_PREFIX)}, True
+    return ckpt["model"], ckpt["config"].get("ema", 0) > 0  # a best.pt of an --ema run holds the average
+
+
 def model_from_checkpoint(ckpt: dict) -> nn.Module:
     model = build_model(ckpt["config"]["arch"], num_classes=len(LABELS))
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(checkpoint_weights(ckpt)[0])
     return model.eval()

@@ -23,17 +23,7 @@ import torch
 
 from fer_edge.errors import FerEdgeError, UsageError
 
-from .checkpoint import check_same_data, load_checkpoint, save_atomic
-
-EMA_PREFIX = "module."  # AveragedModel keeps the averaged model's weights under this prefix
-
-
-def soup_weights(ckpt: dict) -> tuple[dict[str, torch.Tensor], bool]:
-    """The weights a checkpoint stands for (its EMA when it carries one) and whether they are an EMA."""
-    if "ema" in ckpt:
-        ema = ckpt["ema"]
-        return {k[len(EMA_PREFIX):]: v for k, v in ema.items() if k.startswith(EMA_PREFIX)}, True
-    return ckpt["model"], ckpt["config"].get("ema", 0) > 0  # a best.pt of an --ema run holds the average
+from .checkpoint import check_same_data, checkpoint_weights, load_checkpoint, save_atomic
 
 
 def parse_weights(text: str | None, n: int) -> list[float]:
@@ -60,7 +50,7 @@ def make_soup(paths: list[Path], weights: list[float]) -> dict:
     if len(archs) > 1:
         raise UsageError(f"cannot average different architectures: {', '.join(sorted(archs))}")
     check_same_data(paths, ckpts, "the checkpoints")
-    states, used_ema = zip(*(soup_weights(c) for c in ckpts))
+    states, used_ema = zip(*(checkpoint_weights(c) for c in ckpts))
     keys = list(states[0])
     for path, state in zip(paths[1:], states[1:]):
         if list(state) != keys or any(state[k].shape != states[0][k].shape for k in keys):

@@ -24,7 +24,7 @@ from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
 from fer_edge.errors import FerEdgeError, UsageError
 
 from .augment import AugmentConfig, augment, mix
-from .checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
+from .checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint, save_atomic
 from .data import Dataset, Split, load_dataset, stratified_split
 from .evaluate import evaluate_probs, torch_probs
 from .models import ARCHS, build_model, count_macs, count_params
@@ -195,12 +195,13 @@ def _warm_start(model: torch.nn.Module, cfg: TrainConfig, log) -> None:
     arch = ckpt.get("config", {}).get("arch")
     if arch != cfg.arch:
         raise UsageError(f"--init {cfg.init} holds a {arch} model, not {cfg.arch}; pass --arch {arch}")
-    model.load_state_dict(ckpt["model"])
+    weights, _ = checkpoint_weights(ckpt)
+    model.load_state_dict(weights)
     soup = ckpt.get("config", {}).get("soup")
     # a soup was never validated as one model: name its ingredients instead of an accuracy it does not have
     said = (f"a weight soup of {len(soup)} checkpoints" if soup
             else f"epoch {ckpt.get('epoch', -1) + 1}, val acc {100 * ckpt.get('best_acc', 0):.2f}%")
-    log(f"warm start from {cfg.init} ({said})")
+    log(f"warm start from {cfg.init} ({said}{'; its EMA weights' if 'ema' in ckpt else ''})")
 
 
 def _write_metrics_row(path: Path, row: dict) -> None:
