@@ -19,8 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 from fer_edge.errors import FerEdgeError, UsageError
 
 from .checkpoint import check_same_data, checkpoint_weights, load_checkpoint, save_atomic

@@ -195,8 +195,7 @@ def _warm_start(model: torch.nn.Module, cfg: TrainConfig, log) -> None:
     arch = ckpt.get("config", {}).get("arch")
     if arch != cfg.arch:
         raise UsageError(f"--init {cfg.init} holds a {arch} model, not {cfg.arch}; pass --arch {arch}")
-    weights, _ = checkpoint_weights(ckpt)
-    model.load_state_dict(weights)
+    model.load_state_dict(checkpoint_weights(ckpt)[0])
     soup = ckpt.get("config", {}).get("soup")
     # a soup was never validated as one model: name its ingredients instead of an accuracy it does not have
     said = (f"a weight soup of {len(soup)} checkpoints" if soup
