@@ -583,3 +583,66 @@ def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_
     assert soup.main([str(tmp_path / "s.pt"), best, str(other / "best.pt")]) == 1
     assert "trained on different data" in capsys.readouterr().err
     assert not (tmp_path / "s.pt").exists()
+
+
+def test_an_exported_model_is_rebuilt_into_a_trainable_checkpoint(trained_run, tmp_path, csv_data, capsys):
+    """A shipped .onnx (BatchNorm folded, maybe int8) trains again: `--init model.onnx`, or a .pt for soups."""
+    from fer_edge.classifier import ExpressionClassifier
+    from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
+    from fer_edge.train import from_onnx
+    from fer_edge.train.checkpoint import model_from_checkpoint
+
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    for path, extra in ((fp32, []), (int8, ["--int8"])):
+        result = runner.invoke(app, ["export", str(path), "--checkpoint", str(trained_run / "best.pt"), "--data", str(csv_data), "--tta", *extra])
+        assert result.exit_code == 0, result.output
+    faces = load_dataset(csv_data)["val"].x
+    x = (torch.from_numpy(faces).unsqueeze(1).float() / 255 - PIXEL_MEAN) / PIXEL_STD
+
+    def flip_probs(ckpt_path: Path) -> np.ndarray:
+        model = model_from_checkpoint(torch.load(ckpt_path))
+        with torch.no_grad():
+            return ((torch.softmax(model(x), 1) + torch.softmax(model(torch.flip(x, [3])), 1)) / 2).numpy()
+
+    for path in (fp32, int8):
+        out = tmp_path / f"{path.stem}.pt"
+        assert from_onnx.main([str(out), str(path), "--data", str(csv_data)]) == 0
+        assert "a trainable fernet-t" in capsys.readouterr().out
+        onnx_probs = ExpressionClassifier.from_path(path, device="cpu").predict_probs(faces)
+        # fp32: the same function to float precision; int8: the same weights, the activations not rounded
+        np.testing.assert_allclose(flip_probs(out), onnx_probs, atol=1e-4 if path == fp32 else 0.05)
+    rebuilt = torch.load(tmp_path / "fp32.pt")
+    original = model_from_checkpoint(torch.load(trained_run / "best.pt"))
+    # the BatchNorms came back with statistics measured on the training faces: train mode barely moves it
+    model = model_from_checkpoint(rebuilt)
+    train_x = (torch.from_numpy(load_dataset(csv_data)["train"].x).unsqueeze(1).float() / 255 - PIXEL_MEAN) / PIXEL_STD
+    with torch.no_grad():
+        eval_out, original_out = model(train_x), original(train_x)
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.train()  # batch statistics, dropout still off
+        train_out = model(train_x)
+    torch.testing.assert_close(eval_out, original_out, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(train_out, eval_out, atol=1e-3, rtol=1e-3)
+
+    # fer-edge train takes the .onnx itself; lr 0 leaves the rebuilt weights as they came
+    fine = tmp_path / "fine"
+    result = runner.invoke(app, train_args(csv_data, fine, "--epochs", "1", "--lr", "0", "--init", str(fp32)))
+    assert result.exit_code == 0, result.output
+    assert "rebuilt a trainable fernet-t from" in result.output
+    after = torch.load(fine / "last.pt")["model"]
+    assert all(torch.equal(rebuilt["model"][k], after[k]) for k in after if k.endswith(".weight"))
+
+    # not one FerNet: one line each, nothing written
+    ensemble = tmp_path / "two.onnx"
+    two = runner.invoke(app, ["export", str(ensemble), "--checkpoint", str(trained_run / "best.pt"),
+                              "--checkpoint", str(_second_run(csv_data, tmp_path) / "best.pt"), "--data", str(csv_data)])
+    assert two.exit_code == 0, two.output
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    for path, message in ((ensemble, "is not a FerNet"), (junk, "not an ONNX file")):
+        assert from_onnx.main([str(tmp_path / "x.pt"), str(path), "--data", str(csv_data)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.pt").exists()
+    refused = runner.invoke(app, train_args(csv_data, tmp_path / "refused", "--init", str(ensemble)))
+    assert refused.exit_code != 0 and "is not a FerNet" in refused.output and "Traceback" not in refused.output

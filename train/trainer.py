@@ -27,6 +27,7 @@ from .augment import AugmentConfig, augment, mix
 from .checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint, save_atomic
 from .data import Dataset, Split, load_dataset, stratified_split
 from .evaluate import evaluate_probs, torch_probs
+from .from_onnx import checkpoint_from_onnx
 from .models import ARCHS, build_model, count_macs, count_params
 from .report import Report, write_report
 
@@ -189,9 +190,16 @@ class Teacher:
         return torch.stack(soft).mean(0)
 
 
-def _warm_start(model: torch.nn.Module, cfg: TrainConfig, log) -> None:
-    """Fine-tune from a checkpoint's weights: a second, shorter schedule (say with a teacher or new augmentation)."""
-    ckpt = load_checkpoint(cfg.init)
+def _warm_start(model: torch.nn.Module, cfg: TrainConfig, train_faces: np.ndarray, log) -> None:
+    """Fine-tune from a checkpoint's weights: a second, shorter schedule (say with a teacher or new augmentation).
+    An exported .onnx (a shipped model) works too: its weights are read back, its BatchNorms rebuilt on the
+    training faces (train/from_onnx.py)."""
+    if str(cfg.init).lower().endswith(".onnx"):
+        t0 = time.time()
+        ckpt = checkpoint_from_onnx(cfg.init, train_faces)
+        log(f"rebuilt a trainable {ckpt['config']['arch']} from {cfg.init} in {time.time() - t0:.0f}s")
+    else:
+        ckpt = load_checkpoint(cfg.init)
     arch = ckpt.get("config", {}).get("arch")
     if arch != cfg.arch:
         raise UsageError(f"--init {cfg.init} holds a {arch} model, not {cfg.arch}; pass --arch {arch}")
@@ -273,7 +281,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     if use_amp:
         model = model.to(memory_format=torch.channels_last)
     if cfg.init and not resume:
-        _warm_start(model, cfg, log)
+        _warm_start(model, cfg, train.x, log)
     optimizer = make_optimizer(cfg, model)
     # the EMA copy is what gets validated and saved as best.pt; the raw weights keep training
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema > 0 else None

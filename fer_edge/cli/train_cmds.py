@@ -103,7 +103,7 @@ def train(
     resplit: Annotated[bool, typer.Option(help="Ignore the file's val/test splits; carve them from the training rows.")] = False,
     teacher: Annotated[Optional[list[Path]], typer.Option(help="Distil from these checkpoints (.pt: labels every augmented batch) or contract ONNX models (.onnx: labels each training face once). Repeat for an ensemble.")] = None,
     ema: Annotated[float, typer.Option(min=0, max=0.99999, help="Keep an exponential moving average of the weights with this per-step decay (e.g. 0.999); it is validated and saved as best.pt (0: off).")] = 0.0,
-    init: Annotated[Optional[Path], typer.Option(help="Warm start from this .pt checkpoint's weights (same --arch); optimiser and schedule start fresh; a last.pt of an --ema run gives its EMA weights. For fine-tuning.")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="Warm start from this .pt checkpoint's weights (same --arch); optimiser and schedule start fresh; a last.pt of an --ema run gives its EMA weights. An exported single-model .onnx (a shipped model) works too: its weights are read back and its BatchNorms rebuilt on the training faces. For fine-tuning.")] = None,
     kd_alpha: Annotated[float, typer.Option(min=0, max=1, help="Weight of the teacher's soft labels against the true labels.")] = 0.7,
     kd_temperature: Annotated[float, typer.Option(min=0.1, help="Softening temperature of the distillation.")] = 4.0,
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: default).")] = 0,

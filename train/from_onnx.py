@@ -1,0 +1,171 @@
+"""A trainable checkpoint from an exported fer-edge ONNX file: fine-tune a shipped model without its run.
+
+Export folds each BatchNorm into the convolution before it (W' = W * g / s, b' = beta - mean * g / s) and
+may store W' as int8. Reading W' and b' back (dequantised) gives the exported function exactly; to make it
+trainable again each BatchNorm is put back so that, in eval mode, it adds b' and nothing else:
+running mean m and variance v are the statistics of the conv's output on the given faces, weight
+sqrt(v + eps) and bias m + b'. In train mode the batch statistics are close to m and v, so training starts
+from the shipped model instead of from a jolt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnx import numpy_helper
+
+from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
+from fer_edge.errors import FerEdgeError, UsageError
+
+from .checkpoint import save_atomic
+from .data import load_dataset
+from .models import FERNET_SIZES, build_model
+
+
+def _weights(model: onnx.ModelProto, net: torch.nn.Module) -> dict[str, tuple[str, str]]:
+    """State-dict prefix (features.3, head.3) -> the graph's names of that layer's weight and bias.
+
+    Node names are no guide (quantisation renames a Conv whose ReLU it absorbed, constant folding gives each
+    view its own copy of a weight), so the layers are matched by order on the first view: the graph is
+    topologically sorted, and the mirrored view is everything downstream of the flip (a Slice).
+    """
+    mirrored: set[str] = set()
+    firsts: dict[str, tuple[str, str]] = {}
+    for node in model.graph.node:
+        if node.op_type == "Slice" or mirrored.intersection(node.input):
+            mirrored.update(node.output)
+        elif node.op_type in ("Conv", "Gemm"):
+            firsts[node.input[1]] = (node.op_type, node.input[2] if len(node.input) > 2 else "")
+    convs = [w for w, (op, _) in firsts.items() if op == "Conv"]
+    gemms = [w for w, (op, _) in firsts.items() if op == "Gemm"]
+    conv_layers = [f"features.{i}" for i, m in enumerate(net.features) if isinstance(m, torch.nn.Conv2d)]
+    head_layers = [f"head.{i}" for i, m in enumerate(net.head) if isinstance(m, torch.nn.Linear)]
+    if len(convs) != len(conv_layers) or len(gemms) != len(head_layers):
+        raise FerEdgeError(f"{len(convs)} convolutions and {len(gemms)} linear layers, not the "
+                           f"{len(conv_layers)} and {len(head_layers)} of its arch (an ensemble, or not a fer-edge export)")
+    return {layer: (w, firsts[w][1]) for layer, w in zip(conv_layers + head_layers, convs + gemms)}
+
+
+def _values(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]:
+    """The tensors behind names: initializers as stored, anything computed (DequantizeLinear of int8
+    weights) by running the graph with those names as extra outputs."""
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    out = {n: inits[n].astype(np.float32) for n in names if n in inits}
+    computed = [n for n in names if n not in inits]
+    if computed:
+        g = onnx.ModelProto()
+        g.CopyFrom(model)
+        del g.graph.output[:]
+        g.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in computed)
+        sess = ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"])
+        feed = {i.name: np.zeros([1 if isinstance(d, str) or d is None else d for d in i.shape], np.uint8)
+                for i in sess.get_inputs()}
+        out.update(zip(computed, sess.run(computed, feed)))
+    return out
+
+
+def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8192, batch: int = 512) -> dict:
+    """A checkpoint (the dict a best.pt holds) whose model computes what `path` computes per view.
+
+    faces: uint8 [N, 48, 48], the faces the BatchNorm statistics are measured on (the training faces); at
+    most max_faces of them, evenly spaced, which pins the statistics to well under a percent.
+    """
+    path = Path(path)
+    if not len(faces):
+        raise FerEdgeError(f"{path}: no faces to measure its BatchNorm statistics on")
+    try:
+        model = onnx.load(str(path))
+    except Exception as e:
+        raise FerEdgeError(f"{path}: not an ONNX file ({type(e).__name__})") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    arch = meta.get("arch", "")
+    if arch not in FERNET_SIZES:
+        raise FerEdgeError(f"{path}: arch {arch or 'unknown'!r} is not a FerNet; only fer-edge's own exports of one FerNet can be trained on")
+    net = build_model(arch, num_classes=len(LABELS)).eval()
+    state = net.state_dict()
+    try:
+        layers = _weights(model, net)
+    except FerEdgeError as e:
+        raise FerEdgeError(f"{path}: {e}; only one FerNet exported by fer-edge can be trained on") from None
+    values = _values(model, [n for pair in layers.values() for n in pair if n])
+
+    # conv weights are the folded ones; each BatchNorm starts as "add the folded bias"
+    folded_bias = {}
+    for prefix, (w, b) in layers.items():
+        weight = torch.from_numpy(values[w])
+        if weight.shape != state[f"{prefix}.weight"].shape:
+            raise FerEdgeError(f"{path}: {prefix} has shape {tuple(weight.shape)}, {arch} needs {tuple(state[f'{prefix}.weight'].shape)}")
+        state[f"{prefix}.weight"] = weight
+        bias = torch.from_numpy(values[b]) if b else torch.zeros(weight.shape[0])
+        if prefix.startswith("head"):
+            state[f"{prefix}.bias"] = bias
+        else:
+            bn = f"features.{int(prefix.split('.')[1]) + 1}"
+            folded_bias[bn] = bias
+            eps = net.features[int(bn.split(".")[1])].eps
+            state.update({f"{bn}.weight": torch.ones_like(bias), f"{bn}.bias": bias.clone(),
+                          f"{bn}.running_mean": torch.zeros_like(bias), f"{bn}.running_var": torch.full_like(bias, 1 - eps)})
+    net.load_state_dict(state)
+
+    # measure each conv's output statistics (they do not change the eval function, so one pass does)
+    sums: dict[str, list[torch.Tensor]] = {}
+
+    def hook(name):
+        def record(_m, _inp, out):
+            y = out.double()
+            s = sums.setdefault(name, [torch.zeros(y.shape[1], dtype=torch.float64) for _ in range(2)] + [0])
+            s[0] += y.sum((0, 2, 3))
+            s[1] += (y * y).sum((0, 2, 3))
+            s[2] += y.shape[0] * y.shape[2] * y.shape[3]
+        return record
+
+    handles = [net.features[int(bn.split(".")[1]) - 1].register_forward_hook(hook(bn)) for bn in folded_bias]
+    faces = faces[np.linspace(0, len(faces) - 1, min(max_faces, len(faces))).astype(int)] if len(faces) else faces
+    with torch.no_grad():
+        for i in range(0, len(faces), batch):
+            x = torch.from_numpy(np.ascontiguousarray(faces[i:i + batch])).unsqueeze(1).float()
+            net((x / 255.0 - PIXEL_MEAN) / PIXEL_STD)
+    for h in handles:
+        h.remove()
+    for bn, bias in folded_bias.items():
+        total, squares, n = sums[bn]
+        mean = (total / n).float()
+        var = (squares / n - (total / n) ** 2).clamp_min(0).float()
+        eps = net.features[int(bn.split(".")[1])].eps
+        state.update({f"{bn}.running_mean": mean, f"{bn}.running_var": var,
+                      f"{bn}.weight": torch.sqrt(var + eps), f"{bn}.bias": mean + bias})
+    return {
+        "model": state,
+        "config": {"arch": arch, "data_sha256": meta.get("training_data_sha256", ""), "from_onnx": str(path)},
+        "labels": list(LABELS),
+        "epoch": int(meta.get("train_epochs", "0") or 0) - 1,
+        "best_acc": float(meta.get("val_accuracy") or meta.get("val_accuracy_checkpoint") or 0),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fer_edge.train.from_onnx", description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the checkpoint to write (.pt)")
+    parser.add_argument("onnx", type=Path, help="a single-model FerNet exported by fer-edge (int8 or fp32)")
+    parser.add_argument("--data", required=True, help="the training data (CSV, .npz or image folders): its training faces set the BatchNorm statistics")
+    args = parser.parse_args(argv)
+    try:
+        if args.out.suffix != ".pt":
+            raise UsageError(f"{args.out}: name the checkpoint .pt")
+        ckpt = checkpoint_from_onnx(args.onnx, load_dataset(args.data)["train"].x)
+        save_atomic(ckpt, args.out)
+    except (FerEdgeError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
+    print(f"wrote {args.out}: a trainable {ckpt['config']['arch']} from {args.onnx}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
