@@ -63,10 +63,13 @@ def _values(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]:
         g.CopyFrom(model)
         del g.graph.output[:]
         g.graph.output.extend(onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in computed)
-        sess = ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"])
-        feed = {i.name: np.zeros([1 if isinstance(d, str) or d is None else d for d in i.shape], np.uint8)
-                for i in sess.get_inputs()}
-        out.update(zip(computed, sess.run(computed, feed)))
+        try:
+            sess = ort.InferenceSession(g.SerializeToString(), providers=["CPUExecutionProvider"])
+            feed = {i.name: np.zeros([1 if isinstance(d, str) or d is None else d for d in i.shape], np.uint8)
+                    for i in sess.get_inputs()}
+            out.update(zip(computed, sess.run(computed, feed)))
+        except Exception as e:  # onnxruntime's own text runs to many lines
+            raise FerEdgeError(f"its weights could not be read ({type(e).__name__})") from None
     return out
 
 
@@ -93,7 +96,10 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
         layers = _weights(model, net)
     except FerEdgeError as e:
         raise FerEdgeError(f"{path}: {e}; only one FerNet exported by fer-edge can be trained on") from None
-    values = _values(model, [n for pair in layers.values() for n in pair if n])
+    try:
+        values = _values(model, [n for pair in layers.values() for n in pair if n])
+    except FerEdgeError as e:
+        raise FerEdgeError(f"{path}: {e}") from None
 
     # conv weights are the folded ones; each BatchNorm starts as "add the folded bias"
     folded_bias = {}
@@ -126,7 +132,7 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
         return record
 
     handles = [net.features[int(bn.split(".")[1]) - 1].register_forward_hook(hook(bn)) for bn in folded_bias]
-    faces = faces[np.linspace(0, len(faces) - 1, min(max_faces, len(faces))).astype(int)] if len(faces) else faces
+    faces = faces[np.linspace(0, len(faces) - 1, min(max_faces, len(faces))).astype(int)]
     with torch.no_grad():
         for i in range(0, len(faces), batch):
             x = torch.from_numpy(np.ascontiguousarray(faces[i:i + batch])).unsqueeze(1).float()
