@@ -588,21 +588,18 @@ def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_
 def test_an_exported_model_is_rebuilt_into_a_trainable_checkpoint(trained_run, tmp_path, csv_data, capsys):
     """A shipped .onnx (BatchNorm folded, maybe int8) trains again: `--init model.onnx`, or a .pt for soups."""
     from fer_edge.classifier import ExpressionClassifier
-    from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
     from fer_edge.train import from_onnx
     from fer_edge.train.checkpoint import model_from_checkpoint
+    from fer_edge.train.evaluate import normalize, torch_probs
 
     fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     for path, extra in ((fp32, []), (int8, ["--int8"])):
         result = runner.invoke(app, ["export", str(path), "--checkpoint", str(trained_run / "best.pt"), "--data", str(csv_data), "--tta", *extra])
         assert result.exit_code == 0, result.output
     faces = load_dataset(csv_data)["val"].x
-    x = (torch.from_numpy(faces).unsqueeze(1).float() / 255 - PIXEL_MEAN) / PIXEL_STD
 
     def flip_probs(ckpt_path: Path) -> np.ndarray:
-        model = model_from_checkpoint(torch.load(ckpt_path))
-        with torch.no_grad():
-            return ((torch.softmax(model(x), 1) + torch.softmax(model(torch.flip(x, [3])), 1)) / 2).numpy()
+        return torch_probs(model_from_checkpoint(torch.load(ckpt_path)), faces, torch.device("cpu"), tta=True)
 
     for path in (fp32, int8):
         out = tmp_path / f"{path.stem}.pt"
@@ -615,7 +612,7 @@ def test_an_exported_model_is_rebuilt_into_a_trainable_checkpoint(trained_run, t
     original = model_from_checkpoint(torch.load(trained_run / "best.pt"))
     # the BatchNorms came back with statistics measured on the training faces: train mode barely moves it
     model = model_from_checkpoint(rebuilt)
-    train_x = (torch.from_numpy(load_dataset(csv_data)["train"].x).unsqueeze(1).float() / 255 - PIXEL_MEAN) / PIXEL_STD
+    train_x = normalize(torch.from_numpy(load_dataset(csv_data)["train"].x))
     with torch.no_grad():
         eval_out, original_out = model(train_x), original(train_x)
         for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):

@@ -20,11 +20,12 @@ import onnxruntime as ort
 import torch
 from onnx import numpy_helper
 
-from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
+from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError, UsageError
 
 from .checkpoint import save_atomic
 from .data import load_dataset
+from .evaluate import normalize
 from .models import FERNET_SIZES, build_model
 
 
@@ -101,8 +102,8 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
     except FerEdgeError as e:
         raise FerEdgeError(f"{path}: {e}") from None
 
-    # conv weights are the folded ones; each BatchNorm starts as "add the folded bias"
-    folded_bias = {}
+    # conv weights are the folded ones; each BatchNorm (the module after its conv) starts as "add the folded bias"
+    batchnorms = {}  # name -> (its conv, the BatchNorm, the folded bias)
     for prefix, (w, b) in layers.items():
         weight = torch.from_numpy(values[w])
         if weight.shape != state[f"{prefix}.weight"].shape:
@@ -111,41 +112,39 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
         bias = torch.from_numpy(values[b]) if b else torch.zeros(weight.shape[0])
         if prefix.startswith("head"):
             state[f"{prefix}.bias"] = bias
-        else:
-            bn = f"features.{int(prefix.split('.')[1]) + 1}"
-            folded_bias[bn] = bias
-            eps = net.features[int(bn.split(".")[1])].eps
-            state.update({f"{bn}.weight": torch.ones_like(bias), f"{bn}.bias": bias.clone(),
-                          f"{bn}.running_mean": torch.zeros_like(bias), f"{bn}.running_var": torch.full_like(bias, 1 - eps)})
+            continue
+        i = int(prefix.split(".")[1])
+        bn_name, bn = f"features.{i + 1}", net.features[i + 1]
+        batchnorms[bn_name] = (net.features[i], bn, bias)
+        state.update({f"{bn_name}.weight": torch.ones_like(bias), f"{bn_name}.bias": bias.clone(),
+                      f"{bn_name}.running_mean": torch.zeros_like(bias), f"{bn_name}.running_var": torch.full_like(bias, 1 - bn.eps)})
     net.load_state_dict(state)
 
-    # measure each conv's output statistics (they do not change the eval function, so one pass does)
-    sums: dict[str, list[torch.Tensor]] = {}
+    # each conv's output statistics (they do not change the eval function, so one pass measures them all)
+    sums = {name: [torch.zeros(len(bias), dtype=torch.float64), torch.zeros(len(bias), dtype=torch.float64), 0]
+            for name, (_, _, bias) in batchnorms.items()}
 
-    def hook(name):
-        def record(_m, _inp, out):
-            y = out.double()
-            s = sums.setdefault(name, [torch.zeros(y.shape[1], dtype=torch.float64) for _ in range(2)] + [0])
+    def record(name):
+        def hook(_module, _inp, out):
+            y, s = out.double(), sums[name]
             s[0] += y.sum((0, 2, 3))
             s[1] += (y * y).sum((0, 2, 3))
-            s[2] += y.shape[0] * y.shape[2] * y.shape[3]
-        return record
+            s[2] += y.numel() // y.shape[1]
+        return hook
 
-    handles = [net.features[int(bn.split(".")[1]) - 1].register_forward_hook(hook(bn)) for bn in folded_bias]
+    handles = [conv.register_forward_hook(record(name)) for name, (conv, _, _) in batchnorms.items()]
     faces = faces[np.linspace(0, len(faces) - 1, min(max_faces, len(faces))).astype(int)]
     with torch.no_grad():
         for i in range(0, len(faces), batch):
-            x = torch.from_numpy(np.ascontiguousarray(faces[i:i + batch])).unsqueeze(1).float()
-            net((x / 255.0 - PIXEL_MEAN) / PIXEL_STD)
+            net(normalize(torch.from_numpy(np.ascontiguousarray(faces[i:i + batch]))))
     for h in handles:
         h.remove()
-    for bn, bias in folded_bias.items():
-        total, squares, n = sums[bn]
+    for name, (_, bn, bias) in batchnorms.items():
+        total, squares, n = sums[name]
         mean = (total / n).float()
         var = (squares / n - (total / n) ** 2).clamp_min(0).float()
-        eps = net.features[int(bn.split(".")[1])].eps
-        state.update({f"{bn}.running_mean": mean, f"{bn}.running_var": var,
-                      f"{bn}.weight": torch.sqrt(var + eps), f"{bn}.bias": mean + bias})
+        state.update({f"{name}.running_mean": mean, f"{name}.running_var": var,
+                      f"{name}.weight": torch.sqrt(var + bn.eps), f"{name}.bias": mean + bias})
     return {
         "model": state,
         "config": {"arch": arch, "data_sha256": meta.get("training_data_sha256", ""), "from_onnx": str(path)},
