@@ -84,6 +84,16 @@ def test_training_corruptions_each_apply_and_keep_range():
         A.corrupt(x, 0.5, ("fog",))
 
 
+def test_training_low_res_reproduces_the_suites_sizes():
+    # a strength u draws side 10 + floor(17 u); the suite's 12, 16 and 24 px must be among the sides trained on
+    x = faces(8)
+    t = torch.from_numpy(x).float().unsqueeze(1) / 255
+    for px in (12, 16, 24):
+        u = torch.full((len(x),), (px - 10 + 0.5) / 17)
+        y = (A._low_res(t, u)[:, 0] * 255).numpy()
+        assert np.abs(y - C.down_up(x, px).astype(np.float32)).max() < 1.5, px
+
+
 def test_bf16_on_a_cpu_that_has_it_and_said_in_the_log():
     from fer_edge.train.trainer import fast_math
 
