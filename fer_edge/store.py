@@ -2,7 +2,8 @@
 
 Root: FER_EDGE_HOME, else the platform's user cache folder (~/.cache/fer-edge on Linux). It holds
 `detectors/` (models pulled or added by `fer-edge models`), `manifest.json` (what was stored, with its
-sha256), TensorRT engine caches, and the trainer's parsed-dataset cache (FER_EDGE_CACHE overrides that one).
+sha256), TensorRT engine caches, and the trainer's caches: parsed datasets and ONNX teachers' labels
+(FER_EDGE_CACHE overrides those).
 
 A download is streamed to a temporary file in the store, checked against its pin (size and sha256), and
 only then renamed into place: an interrupted, refused or failed download leaves nothing behind.

@@ -451,7 +451,38 @@ def test_distillation_from_a_checkpoint_and_from_an_onnx_teacher(trained_run, tm
                                                "--mix-prob", "1"))
         assert result.exit_code == 0, result.output
         assert json.loads((out / "config.json").read_text())["teachers"] == [str(path)]
-        assert ("labelled 98 training faces once" in result.output) == (name == "onnx")
+        assert ("labelled 98 training faces once" in result.output or "labels of 98 training faces read" in result.output) == (name == "onnx")
+
+
+def test_onnx_teacher_labels_are_cached_by_teacher_and_faces(trained_run, tmp_path, monkeypatch):
+    from fer_edge.classifier import ExpressionClassifier
+
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
+    onnx_teacher = tmp_path / "teacher.onnx"
+    assert runner.invoke(app, ["export", str(onnx_teacher), "--checkpoint", str(trained_run / "best.pt")]).exit_code == 0
+    faces = np.random.default_rng(0).integers(0, 256, (40, 48, 48), dtype=np.uint8)
+    lines = []
+    first = trainer.Teacher([str(onnx_teacher)], torch.device("cpu"), faces, log=lines.append).offline[0]
+    assert "labelled 40 training faces once" in lines[-1]
+
+    labelled = []
+    real = ExpressionClassifier.from_path
+    monkeypatch.setattr(ExpressionClassifier, "from_path", lambda *a, **k: labelled.append(1) or real(*a, **k))
+    again = trainer.Teacher([str(onnx_teacher)], torch.device("cpu"), faces, log=lines.append).offline[0]
+    assert not labelled and "read from" in lines[-1]
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
+
+    other = faces.copy()
+    other[0, 0, 0] ^= 1  # one grey level on one face: other faces, other labels
+    trainer.Teacher([str(onnx_teacher)], torch.device("cpu"), other, log=lines.append)
+    assert labelled == [1] and "labelled 40" in lines[-1]
+
+    cached = sorted((tmp_path / "cache" / "teacher-labels").glob("*.npy"))
+    assert len(cached) == 2
+    for f in cached:
+        f.write_bytes(f.read_bytes()[:100])  # torn files are ignored and relabelled, never trusted
+    trainer.Teacher([str(onnx_teacher)], torch.device("cpu"), faces, log=lines.append)
+    assert labelled == [1, 1] and "labelled 40" in lines[-1]
 
 
 def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatch):

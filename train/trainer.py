@@ -7,6 +7,8 @@ labels and every RNG state this loop draws from, so `--resume` continues the sam
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import math
 import time
@@ -20,12 +22,13 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import fer_edge
+from fer_edge import atomic
 from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
 from fer_edge.errors import FerEdgeError, UsageError
 
 from .augment import AugmentConfig, augment, mix
 from .checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint, save_atomic
-from .data import Dataset, Split, load_dataset, stratified_split
+from .data import Dataset, Split, default_cache_dir, file_sha256, load_dataset, stratified_split
 from .evaluate import evaluate_probs, torch_probs
 from .from_onnx import checkpoint_from_onnx
 from .models import ARCHS, build_model, count_macs, count_params
@@ -148,6 +151,16 @@ def prepare_splits(ds: Dataset, cfg: TrainConfig) -> tuple[Split, Split, Split |
     return train, val, test
 
 
+def _read_labels(path: Path, n: int) -> np.ndarray | None:
+    """Cached teacher probabilities, or None when absent or not what was written (a torn or foreign file)."""
+    try:
+        probs = np.load(path)
+    except (OSError, ValueError):
+        return None
+    ok = probs.shape == (n, len(LABELS)) and probs.dtype == np.float32 and np.isfinite(probs).all()
+    return probs if ok else None
+
+
 class Teacher:
     """Soft labels from trained models, averaged: the student learns their softened probabilities.
 
@@ -175,9 +188,23 @@ class Teacher:
 
         if train_x is None:
             raise FerEdgeError(f"{path}: an ONNX teacher needs the training faces")
-        t0 = time.time()
-        probs = ExpressionClassifier.from_path(path, device="cpu").predict_probs(train_x)
-        log(f"teacher {path.name}: labelled {len(train_x)} training faces once in {time.time() - t0:.0f}s (offline distillation)")
+        # A big ensemble takes minutes to label 28k faces; a resume, or the next run with the same teacher and
+        # faces, reads them back. Keyed by both contents, so a changed file or split labels afresh.
+        key = hashlib.sha256(file_sha256(path).encode() + np.ascontiguousarray(train_x).tobytes()).hexdigest()[:32]
+        cache = default_cache_dir() / "teacher-labels" / f"{key}.npy"
+        probs = _read_labels(cache, len(train_x))
+        if probs is not None:
+            log(f"teacher {path.name}: labels of {len(train_x)} training faces read from {cache} (offline distillation)")
+        else:
+            t0 = time.time()
+            probs = ExpressionClassifier.from_path(path, device="cpu").predict_probs(train_x).astype(np.float32)
+            log(f"teacher {path.name}: labelled {len(train_x)} training faces once in {time.time() - t0:.0f}s (offline distillation)")
+            buf = io.BytesIO()
+            np.save(buf, probs)
+            try:
+                atomic.write_bytes(cache, buf.getvalue())
+            except OSError:
+                pass  # a read-only cache only costs the next start a relabel
         return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)).astype(np.float32)).to(device)
 
     @torch.no_grad()
