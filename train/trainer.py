@@ -191,8 +191,9 @@ class Teacher:
             raise FerEdgeError(f"{path}: an ONNX teacher needs the training faces")
         # A big ensemble takes minutes to label 28k faces; a resume, or the next run with the same teacher and
         # faces, reads them back. Keyed by both contents, so a changed file or split labels afresh.
-        key = hashlib.sha256(file_sha256(path).encode() + np.ascontiguousarray(train_x).tobytes()).hexdigest()[:32]
-        cache = default_cache_dir() / "teacher-labels" / f"{key}.npy"
+        key = hashlib.sha256(file_sha256(path).encode())
+        key.update(np.ascontiguousarray(train_x))  # hashed in place: no 66 MB copy of the faces
+        cache = default_cache_dir() / "teacher-labels" / f"{key.hexdigest()[:32]}.npy"
         probs = _read_labels(cache, len(train_x))
         if probs is not None:
             log(f"teacher {path.name}: labels of {len(train_x)} training faces read from {cache} (offline distillation)")
