@@ -74,7 +74,7 @@ def _corruption_list(text: Optional[str]) -> list[str]:
 
 def train(
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset. With --resume: only to point at the same data in a new place.")] = None,
-    arch: Annotated[str, typer.Option(help="mlp, fernet-t, fernet-t2 (fernet-t's speed, 3x the weights), fernet-s (default, shipped), fernet-m, fernet-l.")] = "fernet-s",
+    arch: Annotated[str, typer.Option(help="mlp, fernet-t, fernet-t2 (fernet-t's speed, 3x the weights), fernet-s (default), fernet-m (the shipped default model), fernet-l.")] = "fernet-s",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data (the schedule ends at the last one, or at --max-minutes).")] = 30,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/latest"),
     resume: Annotated[bool, typer.Option(help="Continue the run in --out from last.pt.")] = False,
