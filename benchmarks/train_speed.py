@@ -1,6 +1,8 @@
-"""Where a CPU training epoch goes: forward+backward in fp32 and in bf16 autocast + channels_last (what the
-trainer now turns on for CPUs with native bf16), the augmentation (with and without camera corruptions),
-and the per-epoch evaluation, interleaved so that the machine's drift hits every row alike.
+"""Where a CPU training epoch goes: forward+backward and the per-epoch evaluation in plain fp32 (--no-amp), in
+fp32 + channels_last (what the trainer runs on CPUs without native bf16) and in bf16 autocast + channels_last
+(what it runs on CPUs with native bf16; skipped elsewhere, where bf16 is emulated and about 10x slower), and
+the augmentation (with and without camera corruptions), interleaved so that the machine's drift hits every
+row alike.
 
     python benchmarks/train_speed.py [--archs fernet-s,fernet-m] [--threads 2] [--steps 12]
 """
@@ -18,17 +20,21 @@ from rich.table import Table
 from fer_edge.train.augment import AugmentConfig, augment
 from fer_edge.train.evaluate import torch_probs
 from fer_edge.train.models import build_model
+from fer_edge.train.trainer import fast_math
 
 
-def step_rate(model, x, y, opt, fast: bool, steps: int) -> float:
+MODES = {"fp32": (False, False), "fp32+CL": (False, True), "bf16+CL": (True, True)}  # (bf16, channels_last)
+
+
+def step_rate(model, x, y, opt, bf16: bool, channels_last: bool, steps: int) -> float:
     """Images per second of forward+backward+step at this batch."""
-    if fast:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     for i in range(steps + 3):
         if i == 3:
             t0 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = F.cross_entropy(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -49,33 +55,41 @@ def main() -> None:
     x = torch.rand(args.batch, 1, 48, 48, generator=g)
     y = torch.randint(0, 7, (args.batch,), generator=g)
     faces = (torch.rand(3589, 48, 48, generator=g) * 255).to(torch.uint8).numpy()  # a PublicTest-sized val split
+    trainer_mode = fast_math(torch.device("cpu"), True)
+    modes = {k: v for k, v in MODES.items() if not v[0] or trainer_mode.bf16}
 
-    table = Table(title=f"training speed on this CPU, batch {args.batch}, {args.threads} threads (best of {args.rounds})")
-    for col in ("arch", "fp32 img/s", "bf16+CL img/s", "speed-up", "epoch fwd+bwd fp32 s", "epoch bf16 s",
-                "val eval fp32 s", "val eval bf16 s"):
-        table.add_column(col, justify="left" if col == "arch" else "right")
+    n = 28709  # FER2013 Training
+    table = Table(title=f"training speed on this CPU, batch {args.batch}, {args.threads} threads (best of {args.rounds}); "
+                        f"the trainer runs {trainer_mode.why}")
+    table.add_column("arch")
+    for m in modes:
+        table.add_column(f"{m} img/s", justify="right")
+    for m in modes:
+        table.add_column(f"{m} epoch s", justify="right")
+    for m in modes:
+        table.add_column(f"{m} val eval s", justify="right")
     aug_plain, aug_corrupt = [], []
     for arch in args.archs.split(","):
-        best = {"fp32": 0.0, "bf16": 0.0, "eval32": 1e9, "eval16": 1e9}
+        rate = {m: 0.0 for m in modes}
+        evals = {m: 1e9 for m in modes}
         for _ in range(args.rounds):
-            for fast in (False, True):
+            for m, (bf16, cl) in modes.items():
                 model = build_model(arch)
                 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-                key = "bf16" if fast else "fp32"
-                best[key] = max(best[key], step_rate(model, x, y, opt, fast, args.steps))
+                rate[m] = max(rate[m], step_rate(model, x, y, opt, bf16, cl, args.steps))
                 t0 = time.perf_counter()
-                torch_probs(model, faces, torch.device("cpu"), fast=fast)
-                best["eval16" if fast else "eval32"] = min(best["eval16" if fast else "eval32"], time.perf_counter() - t0)
+                torch_probs(model, faces, torch.device("cpu"), bf16=bf16, channels_last=cl)
+                evals[m] = min(evals[m], time.perf_counter() - t0)
             for store, cfg in ((aug_plain, AugmentConfig()), (aug_corrupt, AugmentConfig(corrupt=0.5))):
+                augment(x, cfg, g)  # the first call imports OpenCV for the JPEG corruption
                 t0 = time.perf_counter()
                 for _ in range(10):
                     augment(x, cfg, g)
                 store.append((time.perf_counter() - t0) / 10)
-        n = 28709  # FER2013 Training
-        table.add_row(arch, f"{best['fp32']:,.0f}", f"{best['bf16']:,.0f}", f"{best['bf16'] / best['fp32']:.2f}x",
-                      f"{n / best['fp32']:.0f}", f"{n / best['bf16']:.0f}", f"{best['eval32']:.1f}", f"{best['eval16']:.1f}")
-    Console(width=200).print(table)
-    steps = 28709 // args.batch
+        table.add_row(arch, *(f"{rate[m]:,.0f} ({rate[m] / rate['fp32']:.2f}x)" for m in modes),
+                      *(f"{n / rate[m]:.0f}" for m in modes), *(f"{evals[m]:.1f}" for m in modes))
+    Console(width=220).print(table)
+    steps = n // args.batch
     Console(width=200).print(
         f"augmentation per batch: {1000 * min(aug_plain):.1f} ms plain, {1000 * min(aug_corrupt):.1f} ms with --corrupt 0.5 "
         f"({steps * min(aug_plain):.1f} s and {steps * min(aug_corrupt):.1f} s an epoch)")

@@ -94,12 +94,27 @@ def test_training_low_res_reproduces_the_suites_sizes():
         assert np.abs(y - C.down_up(x, px).astype(np.float32)).max() < 1.5, px
 
 
-def test_bf16_on_a_cpu_that_has_it_and_said_in_the_log():
+def test_bf16_on_a_cpu_that_has_it_channels_last_everywhere_and_said_in_the_log():
     from fer_edge.train.trainer import fast_math
 
-    on, why = fast_math(torch.device("cpu"), True)
-    assert on == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and ("bf16" in why) == on
-    assert fast_math(torch.device("cpu"), False) == (False, "fp32 (--no-amp)")
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    mode = fast_math(torch.device("cpu"), True)
+    assert mode.bf16 == native and mode.channels_last and mode.why.startswith("bf16 autocast") == native
+    assert "channels_last" in mode.why
+    assert tuple(fast_math(torch.device("cpu"), False)) == (False, False, "fp32 (--no-amp)")
+
+
+def test_channels_last_fp32_validation_matches_plain_fp32():
+    from fer_edge.train.evaluate import torch_probs
+    from fer_edge.train.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fernet-t2").eval()
+    faces = np.random.default_rng(0).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    plain = torch_probs(model, faces, torch.device("cpu"), bf16=False, channels_last=False)
+    nhwc = torch_probs(model.to(memory_format=torch.channels_last), faces, torch.device("cpu"), bf16=False,
+                       channels_last=True)
+    assert np.abs(plain - nhwc).max() < 1e-5
 
 
 def test_train_with_corruptions_through_the_cli(tmp_path, monkeypatch):
@@ -115,7 +130,9 @@ def test_train_with_corruptions_through_the_cli(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["corrupt"] == 0.7 and cfg["corruptions"] == ["blur", "jpeg", "low-res"] and cfg["rotate"] == 25
-    assert ("bf16" in result.stderr) == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert ("bf16 autocast + channels_last" in result.stderr) == native
+    assert ("fp32 + channels_last (this CPU has no native bf16)" in result.stderr) == (not native)
     bad = runner.invoke(app, train_args(data, tmp_path / "r2", "--epochs", "1", "--corruptions", "fog"))
     assert bad.exit_code == 2 and "unknown 'fog'" in bad.stderr
 

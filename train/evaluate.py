@@ -20,17 +20,18 @@ def normalize(x_u8: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def torch_probs(model: nn.Module, x: np.ndarray, device: torch.device, tta: bool = False, batch: int = 512,
-                fast: bool | None = None) -> np.ndarray:
-    """Probabilities [N, 7]. `fast`: bf16 autocast + channels_last (default: on CUDA only). The trainer's
-    per-epoch check uses it on bf16 CPUs too; final reports stay fp32 there."""
-    fast = device.type == "cuda" if fast is None else fast
+                bf16: bool | None = None, channels_last: bool | None = None) -> np.ndarray:
+    """Probabilities [N, 7]. `bf16`: autocast (default: on CUDA only); `channels_last` (default: as bf16). The
+    trainer's per-epoch check follows its training mode (trainer.fast_math); final reports stay fp32 on CPUs."""
+    bf16 = device.type == "cuda" if bf16 is None else bf16
+    channels_last = bf16 if channels_last is None else channels_last
     model.eval()
     out = []
     for i in range(0, len(x), batch):
         xb = normalize(torch.from_numpy(x[i : i + batch]).to(device))
-        if fast:
+        if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             p = torch.softmax(model(xb).float(), 1)
             if tta:
                 p = (p + torch.softmax(model(xb.flip(3)).float(), 1)) / 2

@@ -14,7 +14,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -73,7 +73,7 @@ class TrainConfig:
     threads: int = 0  # 0: torch's default
     max_minutes: float = 0.0  # 0: no budget. With a budget, the schedule anneals by the deadline.
     patience: int = 0  # early stopping after this many epochs without a better val accuracy; 0: off
-    amp: bool = True  # bf16 autocast + channels_last on CUDA, and on CPUs with native bf16 (AVX-512 BF16, AMX)
+    amp: bool = True  # bf16 autocast where native (CUDA, AVX-512 BF16, AMX) and channels_last everywhere (fast_math)
     eval_tta: bool = True  # the final report also averages flips
     tracker: str = "none"  # none or mlflow
     data_sha256: str = ""  # filled in from the data
@@ -94,19 +94,27 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def fast_math(device: torch.device, amp: bool) -> tuple[bool, str]:
-    """Whether to train in bf16 autocast with channels_last, and the reason, for the log.
+class MathMode(NamedTuple):
+    bf16: bool  # autocast to bf16
+    channels_last: bool  # NHWC tensors: oneDNN's faster convolution layout, in fp32 as in bf16
+    why: str  # for the log
 
-    On CUDA, always. On a CPU only where oneDNN has native bf16 kernels: there it is about 2x faster
-    (fernet-s forward+backward 768 -> 1,550 images/s on 2 EPYC cores); elsewhere bf16 is emulated and slower.
+
+def fast_math(device: torch.device, amp: bool) -> MathMode:
+    """How to train here, and the reason, for the log.
+
+    bf16 autocast on CUDA, and on a CPU only where oneDNN has native bf16 kernels: there it is about 2x
+    faster (fernet-s forward+backward 768 -> 1,550 images/s on 2 EPYC cores); elsewhere bf16 is emulated and
+    10x slower. channels_last wherever amp is on: in fp32 too it is faster on both CPUs measured (fernet-s
+    768 -> 1,041 on AVX-512; fernet-t2 265 -> 308 and fernet-m 99 -> 108 on an AVX2 EPYC without bf16).
     """
     if not amp:
-        return False, "fp32 (--no-amp)"
+        return MathMode(False, False, "fp32 (--no-amp)")
     if device.type == "cuda":
-        return True, "bf16 autocast + channels_last (CUDA)"
+        return MathMode(True, True, "bf16 autocast + channels_last (CUDA)")
     if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return True, "bf16 autocast + channels_last (this CPU has native bf16)"
-    return False, "fp32 (this CPU has no native bf16)"
+        return MathMode(True, True, "bf16 autocast + channels_last (this CPU has native bf16)")
+    return MathMode(False, True, "fp32 + channels_last (this CPU has no native bf16)")
 
 
 def lr_at(cfg: TrainConfig, progress: float) -> float:
@@ -306,15 +314,15 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
 
     # ---- model, optimiser, teacher
     model = build_model(cfg.arch).to(device)
-    use_amp, math_mode = fast_math(device, cfg.amp)
-    if use_amp:
+    mode = fast_math(device, cfg.amp)
+    if mode.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.init and not resume:
         _warm_start(model, cfg, train.x, log)
     optimizer = make_optimizer(cfg, model)
     # the EMA copy is what gets validated and saved as best.pt; the raw weights keep training
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema > 0 else None
-    teacher = Teacher(cfg.teachers, device, train.x, log, channels_last=use_amp) if cfg.teachers else None
+    teacher = Teacher(cfg.teachers, device, train.x, log, channels_last=mode.channels_last) if cfg.teachers else None
     aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase,
                             corrupt=cfg.corrupt, corruptions=tuple(cfg.corruptions))
 
@@ -336,7 +344,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     n_params, macs = count_params(model), count_macs(model)
     log(
         f"{cfg.arch}: {n_params / 1e6:.2f}M params, {macs / 1e6:.1f}M MACs; train {len(train)}, val {len(val)}"
-        f"{f', test {len(test)}' if test is not None else ''}; device {device}, {math_mode}"
+        f"{f', test {len(test)}' if test is not None else ''}; device {device}, {mode.why}"
         f"{f'; weights averaged (EMA {cfg.ema:g} a step), validated and saved as best.pt' if ema is not None else ''}"
     )
     tracker = _make_tracker(cfg, out)
@@ -368,7 +376,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             if cfg.augment:
                 xb = augment(xb, aug_cfg, gen)
             xb = (xb - PIXEL_MEAN) / PIXEL_STD  # the graph's normalisation, on the augmented float batch
-            if use_amp:
+            if mode.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             ya, yb2, lam, perm = yb, yb, 1.0, None
             if cfg.mix != "none" and float(torch.rand((), generator=gen, device=device)) < cfg.mix_prob:
@@ -376,14 +384,14 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
 
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(cfg, progress_now(train_seconds + time.time() - t0))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode.bf16):
                 logits = model(xb).float()
             weight = class_weight if cfg.balance == "loss" else None
             ce = lam * F.cross_entropy(logits, ya, weight=weight, label_smoothing=cfg.label_smoothing)
             if lam < 1.0:
                 ce = ce + (1 - lam) * F.cross_entropy(logits, yb2, weight=weight, label_smoothing=cfg.label_smoothing)
             if teacher is not None:
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode.bf16):
                     soft = teacher.soft_targets(xb, cfg.kd_temperature, idx, perm, lam)
                 kd = F.kl_div(F.log_softmax(logits / cfg.kd_temperature, 1), soft, reduction="batchmean")
                 loss = (1 - cfg.kd_alpha) * ce + cfg.kd_alpha * kd * cfg.kd_temperature**2
@@ -410,7 +418,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
 
         # ---- eval, checkpoint, log
         judged = ema.module if ema is not None else model
-        val_probs = torch_probs(judged, val.x, device, fast=use_amp)
+        val_probs = torch_probs(judged, val.x, device, bf16=mode.bf16, channels_last=mode.channels_last)
         val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_probs).clamp_min(1e-8)), torch.from_numpy(val.y)))
         val_acc = float((val_probs.argmax(1) == val.y).mean())
         train_seconds += time.time() - t0
