@@ -455,6 +455,27 @@ def test_distillation_from_a_checkpoint_and_from_an_onnx_teacher(trained_run, tm
         assert ("labelled 98 training faces once" in result.output) == (name == "onnx")
 
 
+def test_a_checkpoint_teacher_with_tta_averages_the_batch_and_its_mirror(trained_run, tmp_path, csv_data):
+    from fer_edge.train.checkpoint import load_checkpoint
+
+    net = trainer.model_from_checkpoint(load_checkpoint(trained_run / "best.pt")).eval()
+    x = torch.randn(5, 1, 48, 48)  # a face is not its mirror, so the two views disagree
+    with torch.no_grad():
+        plain, mirror = (torch.softmax(net(v) / 2.0, 1) for v in (x, x.flip(3)))
+    assert (plain - mirror).abs().max() > 1e-4
+    flipped = trainer.Teacher([str(trained_run / "best.pt")], torch.device("cpu"), log=lambda *_: None, tta=True)
+    torch.testing.assert_close(flipped.soft_targets(x, 2.0), (plain + mirror) / 2)
+    one_view = trainer.Teacher([str(trained_run / "best.pt")], torch.device("cpu"), log=lambda *_: None)
+    torch.testing.assert_close(one_view.soft_targets(x, 2.0), plain)
+
+    out = tmp_path / "kd-tta"
+    result = runner.invoke(app, train_args(csv_data, out, "--epochs", "1", "--teacher", str(trained_run / "best.pt"),
+                                           "--teacher-tta"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["teacher_tta"] is True
+    assert "labels every augmented batch and its mirror, averaged" in result.output
+
+
 def test_onnx_teacher_labels_are_cached_by_teacher_and_faces(trained_run, tmp_path, monkeypatch):
     from fer_edge.classifier import ExpressionClassifier
 

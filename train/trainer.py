@@ -64,6 +64,7 @@ class TrainConfig:
     test_fraction: float = 0.0  # likewise for a test split
     resplit: bool = False  # ignore the file's val/test splits: carve both from the training rows
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged soft labels we distil
+    teacher_tta: bool = False  # a .pt teacher labels each batch and its mirror, averaged (as a --tta export does)
     ema: float = 0.0  # per-step decay of an exponential moving average of the weights (e.g. 0.999); 0: off
     init: str = ""  # warm start: the weights of this checkpoint (same arch); optimiser and schedule start fresh
     kd_alpha: float = 0.7
@@ -172,7 +173,8 @@ def _read_labels(path: Path, n: int) -> np.ndarray | None:
 class Teacher:
     """Soft labels from trained models, averaged: the student learns their softened probabilities.
 
-    A checkpoint (.pt) teacher labels every augmented batch as the student sees it. An ONNX teacher (any
+    A checkpoint (.pt) teacher labels every augmented batch as the student sees it; with `tta`, averaged with
+    its labels of the mirrored batch (the flip TTA a shipped model exports with; a second forward pass). An ONNX teacher (any
     model under the runtime contract, such as the shipped ensemble) labels each training face once, before
     training, from its probabilities (cached for the next start): offline distillation, nearly free on a CPU,
     and it needs no checkpoint, only the .onnx file. Offline labels follow mixup/cutmix through the same
@@ -180,8 +182,8 @@ class Teacher:
     """
 
     def __init__(self, paths: list[str], device: torch.device, train_x: np.ndarray | None = None, log=print,
-                 channels_last: bool = False):
-        self.models, self.offline = [], []
+                 channels_last: bool = False, tta: bool = False):
+        self.models, self.offline, self.tta = [], [], tta
         for p in paths:
             if str(p).endswith(".onnx"):
                 self.offline.append(self._label_once(Path(p), train_x, device, log))
@@ -190,6 +192,7 @@ class Teacher:
             if channels_last:
                 m = m.to(memory_format=torch.channels_last)
             self.models.append(m.eval())
+            log(f"teacher {Path(p).name}: labels every augmented batch{' and its mirror, averaged' if tta else ''}")
 
     @staticmethod
     def _label_once(path: Path, train_x: np.ndarray | None, device: torch.device, log) -> torch.Tensor:
@@ -217,10 +220,14 @@ class Teacher:
                 pass  # a read-only cache only costs the next start a relabel
         return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)).astype(np.float32)).to(device)
 
+    def _online(self, model: torch.nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
+        p = torch.softmax(model(x).float() / temperature, 1)
+        return (p + torch.softmax(model(x.flip(3)).float() / temperature, 1)) / 2 if self.tta else p
+
     @torch.no_grad()
     def soft_targets(self, x: torch.Tensor, temperature: float, idx: torch.Tensor | None = None,
                      perm: torch.Tensor | None = None, lam: float = 1.0) -> torch.Tensor:
-        soft = [torch.softmax(m(x).float() / temperature, 1) for m in self.models]
+        soft = [self._online(m, x, temperature) for m in self.models]
         for log_probs in self.offline:
             s = torch.softmax(log_probs[idx] / temperature, 1)
             soft.append(s if perm is None else lam * s + (1 - lam) * s[perm])
@@ -322,7 +329,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     optimizer = make_optimizer(cfg, model)
     # the EMA copy is what gets validated and saved as best.pt; the raw weights keep training
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema > 0 else None
-    teacher = Teacher(cfg.teachers, device, train.x, log, channels_last=mode.channels_last) if cfg.teachers else None
+    teacher = (Teacher(cfg.teachers, device, train.x, log, channels_last=mode.channels_last, tta=cfg.teacher_tta)
+               if cfg.teachers else None)
     aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase,
                             corrupt=cfg.corrupt, corruptions=tuple(cfg.corruptions))
 
