@@ -174,11 +174,11 @@ class Teacher:
     """Soft labels from trained models, averaged: the student learns their softened probabilities.
 
     A checkpoint (.pt) teacher labels every augmented batch as the student sees it; with `tta`, averaged with
-    its labels of the mirrored batch (the flip TTA a shipped model exports with; a second forward pass). An ONNX teacher (any
-    model under the runtime contract, such as the shipped ensemble) labels each training face once, before
-    training, from its probabilities (cached for the next start): offline distillation, nearly free on a CPU,
-    and it needs no checkpoint, only the .onnx file. Offline labels follow mixup/cutmix through the same
-    permutation.
+    its labels of the mirrored batch (the flip TTA a shipped model exports with; a second forward pass). An
+    ONNX teacher (any model under the runtime contract, such as the shipped ensemble) labels each training face
+    once, before training, from its probabilities (cached for the next start): offline distillation, nearly free
+    on a CPU, and it needs no checkpoint, only the .onnx file. Offline labels follow mixup/cutmix through the
+    same permutation.
     """
 
     def __init__(self, paths: list[str], device: torch.device, train_x: np.ndarray | None = None, log=print,
