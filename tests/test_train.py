@@ -476,6 +476,37 @@ def test_a_checkpoint_teacher_with_tta_averages_the_batch_and_its_mirror(trained
     assert "labels every augmented batch and its mirror, averaged" in result.output
 
 
+def test_an_online_onnx_teacher_labels_the_augmented_batch_itself(trained_run, tmp_path, csv_data, monkeypatch):
+    from fer_edge.classifier import ExpressionClassifier
+    from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
+
+    onnx_teacher = tmp_path / "teacher.onnx"
+    assert runner.invoke(app, ["export", str(onnx_teacher), "--checkpoint", str(trained_run / "best.pt")]).exit_code == 0
+    clf = ExpressionClassifier.from_path(onnx_teacher, device="cpu")
+    faces = np.random.default_rng(3).integers(0, 256, (6, 48, 48), dtype=np.uint8)  # not training faces
+    x = (torch.from_numpy(faces).float()[:, None] / 255.0 - PIXEL_MEAN) / PIXEL_STD  # as the trainer feeds them
+
+    def softened(f, t):
+        return torch.softmax(torch.from_numpy(np.log(clf.predict_probs(f))) / t, 1)
+
+    online = trainer.Teacher([str(onnx_teacher)], torch.device("cpu"), log=lambda *_: None, online=True)
+    assert not online.offline  # no labels of the training faces were made
+    torch.testing.assert_close(online.soft_targets(x, 2.0), softened(faces, 2.0), atol=1e-5, rtol=1e-4)
+    assert (softened(faces, 2.0) - softened(faces[:, :, ::-1], 2.0)).abs().max() > 1e-4  # the mirror differs
+    mirrored = trainer.Teacher([str(onnx_teacher)], torch.device("cpu"), log=lambda *_: None, online=True, tta=True)
+    torch.testing.assert_close(mirrored.soft_targets(x, 2.0),
+                               (softened(faces, 2.0) + softened(faces[:, :, ::-1], 2.0)) / 2, atol=1e-5, rtol=1e-4)
+
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "fresh-cache"))
+    out = tmp_path / "kd-online"
+    result = runner.invoke(app, train_args(csv_data, out, "--epochs", "1", "--teacher", str(onnx_teacher),
+                                           "--teacher-online"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["teacher_online"] is True
+    assert "labels every augmented batch through onnxruntime" in result.output
+    assert "training faces once" not in result.output
+
+
 def test_onnx_teacher_labels_are_cached_by_teacher_and_faces(trained_run, tmp_path, monkeypatch):
     from fer_edge.classifier import ExpressionClassifier
 
