@@ -390,6 +390,38 @@ def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, 
     assert model.graph.node[-1].op_type not in ("QuantizeLinear", "DequantizeLinear")
 
 
+def test_int8_calibration_choices_set_the_activation_ranges(trained_run, tmp_path, csv_data):
+    import onnx
+    from onnx import numpy_helper
+
+    def activation_scales(path: Path) -> dict[str, float]:
+        model = onnx.load(str(path))
+        inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        # a QuantizeLinear of a computed tensor (not a weight initializer) carries one activation range
+        return {n.input[0]: float(inits[n.input[1]]) for n in model.graph.node
+                if n.op_type == "QuantizeLinear" and n.input[0] not in inits}
+
+    scales, meta = {}, {}
+    for method in ("minmax", "moving-average", "percentile"):
+        out = tmp_path / f"{method}.onnx"
+        result = runner.invoke(app, ["export", str(out), "--checkpoint", str(trained_run / "best.pt"), "--data", str(csv_data),
+                                     "--int8", "--int8-calibration", method])
+        assert result.exit_code == 0, result.output
+        scales[method] = activation_scales(out)
+        meta[method] = {p.key: p.value for p in onnx.load(str(out)).metadata_props}["quantization"]
+    assert meta["minmax"] == "int8 static QDQ, per-channel weights"  # the shipped files' wording stays
+    assert meta["moving-average"].endswith("moving-average activation ranges")
+    assert scales["minmax"].keys() == scales["moving-average"].keys() and len(scales["minmax"]) >= 4
+    # the mean of each batch's extremes never exceeds the extremes of all batches, and somewhere falls short
+    diffs = [scales["moving-average"][k] - v for k, v in scales["minmax"].items()]
+    assert max(diffs) <= 1e-7 and min(diffs) < -1e-6
+    assert scales["percentile"] != scales["minmax"]
+
+    result = runner.invoke(app, ["export", str(tmp_path / "x.onnx"), "--checkpoint", str(trained_run / "best.pt"),
+                                 "--int8", "--int8-calibration", "median"])
+    assert result.exit_code == 2 and "Traceback" not in result.output and not (tmp_path / "x.onnx").exists()
+
+
 def _second_run(csv_data, tmp_path, seed: int = 7, data: Path | None = None) -> Path:
     return _train_tiny(data or csv_data, tmp_path / f"run-seed{seed}", epochs=2, seed=seed)
 

@@ -57,6 +57,12 @@ class Balance(str, Enum):
     sampler = "sampler"
 
 
+class Int8Calibration(str, Enum):
+    minmax = "minmax"
+    moving_average = "moving-average"
+    percentile = "percentile"
+
+
 class Tracker(str, Enum):
     none = "none"
     mlflow = "mlflow"
@@ -207,6 +213,7 @@ def export(
     int8: Annotated[bool, typer.Option(help="Static int8 quantisation calibrated on training faces.")] = False,
     opset: Annotated[int, typer.Option(min=13, max=21, help="ONNX opset to export with.")] = 17,
     calibrate: Annotated[bool, typer.Option(help="Fit a temperature on the validation split and bake it into the graph when it lowers the expected calibration error.")] = False,
+    int8_calibration: Annotated[Int8Calibration, typer.Option(help="How --int8 sets activation ranges from 1,024 training faces: minmax (their extremes), moving-average (the extremes' mean over batches; fewer faces change class against fp32) or percentile (99.999%).")] = Int8Calibration.minmax,
 ) -> None:
     """Export a checkpoint (or an ensemble) to ONNX under the runtime contract, with a parity check against torch."""
     _need_torch()
@@ -221,7 +228,8 @@ def export(
         checkpoint = [latest_checkpoint()]
         console.print(f"exporting the latest run's checkpoint: {checkpoint[0]}")
     try:
-        result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print, calibrate=calibrate)
+        result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print, calibrate=calibrate,
+                           int8_calibration=int8_calibration.value)
     except OSError as e:  # a folder that cannot hold files (/proc), no space, no permission
         raise FerEdgeError(f"{out}: cannot write the model there ({e.strerror or e})") from None
     acc = f"; val acc {100 * result.val_acc:.2f}%" if result.val_acc is not None else ""
