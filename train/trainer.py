@@ -171,6 +171,11 @@ def _read_labels(path: Path, n: int) -> np.ndarray | None:
     return probs if ok else None
 
 
+def _log_probs(probs: np.ndarray) -> torch.Tensor:
+    """An ONNX model's probabilities as logits up to a constant (which a softmax ignores); zeros clipped."""
+    return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)).astype(np.float32))
+
+
 class Teacher:
     """Soft labels from trained models, averaged: the student learns their softened probabilities.
 
@@ -228,7 +233,7 @@ class Teacher:
                 atomic.write_bytes(cache, buf.getvalue())
             except OSError:
                 pass  # a read-only cache only costs the next start a relabel
-        return torch.from_numpy(np.log(np.clip(probs, 1e-8, 1.0)).astype(np.float32)).to(device)
+        return _log_probs(probs).to(device)
 
     def _online(self, model: torch.nn.Module, x: torch.Tensor, temperature: float) -> torch.Tensor:
         p = torch.softmax(model(x).float() / temperature, 1)
@@ -239,8 +244,7 @@ class Teacher:
         # a grey level), and from probabilities to logits up to a constant, which the softmax ignores
         faces = ((x.float() * PIXEL_STD + PIXEL_MEAN) * 255.0).round().clamp(0, 255).to(torch.uint8)[:, 0].cpu().numpy()
         views = [faces, faces[:, :, ::-1]] if self.tta else [faces]
-        soft = [torch.softmax(torch.from_numpy(np.log(np.clip(clf.predict_probs(v, batch=len(v)), 1e-8, 1.0)))
-                              / temperature, 1) for v in views]
+        soft = [torch.softmax(_log_probs(clf.predict_probs(v, batch=len(v))) / temperature, 1) for v in views]
         return (sum(soft) / len(soft)).to(x.device)
 
     @torch.no_grad()
