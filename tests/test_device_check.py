@@ -3,6 +3,7 @@ one call a lent GPU gets is not spent on a broken script."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,3 +30,29 @@ def test_device_check_script_runs_every_step_on_the_cpu(tmp_path):
         assert row[1] in ("ok", "skipped"), row
     assert "CPU" in steps["info"][3] and "FPS, CPU" in steps["webcam"][3] and "epoch 2/2" in steps["train"][3]
     assert "batch 256 faces/s" in done.stdout  # the speed table
+
+
+def test_fast_student_recipe_trains_exports_and_scores_each_run_on_the_cpu(tmp_path):
+    """train/recipes/fast_student.sh (the GPU job for the fast model's gap) with one-epoch budgets on synthetic
+    faces, through `python -m fer_edge` as the device job calls it: the teacher is read back from the shipped
+    default, every run trains with it and its mirror, and every best.pt comes out as an int8 contract model."""
+    import sys
+
+    import onnx
+    from test_train import write_csv
+
+    data = write_csv(tmp_path / "fer.csv", per_split=(("Training", 20), ("PublicTest", 8)))
+    runs = tmp_path / "runs"
+    env = {**os.environ, "FE": f"{sys.executable} -m fer_edge", "PY": sys.executable, "EPOCHS": "1", "THREADS": "1",
+           "FER_EDGE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(["bash", str(ROOT / "train" / "recipes" / "fast_student.sh"), str(data), str(runs), "0.05"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    assert (runs / "teacher.pt").is_file()
+    for name in ("scratch-a", "scratch-b", "finetune"):
+        assert f"{name}: int8: val acc" in done.stdout, done.stdout
+        config = json.loads((runs / name / "config.json").read_text())
+        assert config["arch"] == "fernet-t2" and config["teachers"] == [str(runs / "teacher.pt")] and config["teacher_tta"]
+        assert config["init"] == (str(ROOT / "assets" / "fer-edge-fast.onnx") if name == "finetune" else "")
+        meta = {p.key: p.value for p in onnx.load(str(runs / f"{name}.onnx")).metadata_props}
+        assert meta["arch"] == "fernet-t2" and "moving-average activation ranges" in meta["quantization"], meta
