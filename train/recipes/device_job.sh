@@ -14,7 +14,7 @@ export PYTHONPATH=/tmp/fe
 python3 train/recipes/pack_data.py unpack .carry /tmp/fer.npz || exit 1
 start=$(date +%s)
 if [ "${1:-}" = fast ]; then
-  FE="python3 -m fer_edge" bash train/recipes/fast_student.sh /tmp/fer.npz /tmp/runs "${2:-8}"
+  FE="python3 -m fer_edge" bash train/recipes/fast_student.sh /tmp/fer.npz /tmp/runs "${2:-7}"
 else
   FE="python3 -m fer_edge" bash train/recipes/gpu.sh /tmp/fer.npz /tmp/runs "${1:-3.5}" "${2:-3.3}"
 fi
