@@ -508,6 +508,48 @@ def test_a_checkpoint_teacher_with_tta_averages_the_batch_and_its_mirror(trained
     assert "labels every augmented batch and its mirror, averaged" in result.output
 
 
+def test_flip_pairs_put_each_face_beside_its_mirror_with_one_target(trained_run, tmp_path, csv_data, monkeypatch):
+    from fer_edge.train.checkpoint import load_checkpoint
+
+    seen, targets = [], []
+    labelled = trainer.Teacher.soft_targets
+
+    def spy_teacher(self, x, *args, **kwargs):
+        seen.append(x.detach().clone())
+        return labelled(self, x, *args, **kwargs)
+
+    kl_div = torch.nn.functional.kl_div
+
+    def spy_kl(log_probs, target, **kwargs):
+        targets.append(target.detach().clone())
+        return kl_div(log_probs, target, **kwargs)
+
+    monkeypatch.setattr(trainer.Teacher, "soft_targets", spy_teacher)
+    monkeypatch.setattr(trainer.F, "kl_div", spy_kl)
+    out = tmp_path / "pairs"
+    result = runner.invoke(app, train_args(csv_data, out, "--epochs", "1", "--teacher", str(trained_run / "best.pt"),
+                                           "--teacher-tta", "--flip-pairs", "--no-amp"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["flip_pairs"] is True
+    assert "flip pairs" in result.output and "and its mirror, averaged" not in result.output  # no second TTA pass
+
+    net = trainer.model_from_checkpoint(load_checkpoint(trained_run / "best.pt")).eval()
+    assert len(seen) == len(targets) == 98 // 32
+    for x, target in zip(seen, targets):
+        half = len(x) // 2
+        assert len(x) == 64 and not torch.equal(x[:half], x[:half].flip(3))
+        torch.testing.assert_close(x[half:], x[:half].flip(3))  # each face's mirror, in the same step
+        with torch.no_grad():
+            tta = sum(torch.softmax(net(v) / 4.0, 1) for v in (x[:half], x[half:])) / 2
+        torch.testing.assert_close(target[:half], tta)  # the teacher's flip TTA of the pair ...
+        torch.testing.assert_close(target[half:], tta)  # ... taught to both views
+
+    result = runner.invoke(app, train_args(csv_data, tmp_path / "pairs-mix", "--epochs", "1", "--flip-pairs",
+                                           "--mix", "cutmix"))
+    assert result.exit_code == 2 and "--flip-pairs" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "pairs-mix").exists()
+
+
 def test_an_online_onnx_teacher_labels_the_augmented_batch_itself(trained_run, tmp_path, csv_data, monkeypatch):
     from fer_edge.classifier import ExpressionClassifier
     from fer_edge.contract import PIXEL_MEAN, PIXEL_STD

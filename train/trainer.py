@@ -66,6 +66,7 @@ class TrainConfig:
     teachers: list[str] = field(default_factory=list)  # checkpoints whose averaged soft labels we distil
     teacher_tta: bool = False  # a .pt teacher labels each batch and its mirror, averaged (as a --tta export does)
     teacher_online: bool = False  # an .onnx teacher labels every augmented batch (onnxruntime), not the clean faces once
+    flip_pairs: bool = False  # each batch also carries the mirror of every augmented face, both taught the pair's average
     ema: float = 0.0  # per-step decay of an exponential moving average of the weights (e.g. 0.999); 0: off
     init: str = ""  # warm start: the weights of this checkpoint (same arch); optimiser and schedule start fresh
     kd_alpha: float = 0.7
@@ -306,6 +307,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     """Train; return a summary dict. `progress` is an optional rich Progress (the CLI passes one)."""
     if cfg.arch not in ARCHS:
         raise UsageError(f"unknown arch {cfg.arch!r}; choose one of {', '.join(ARCHS)}")
+    if cfg.flip_pairs and cfg.mix != "none":
+        raise UsageError("--flip-pairs keeps each face beside its mirror; mixup and cutmix would break the pairs (drop --mix)")
     out = Path(cfg.out)
     if resume:
         if not (out / "last.pt").exists():
@@ -353,7 +356,9 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     optimizer = make_optimizer(cfg, model)
     # the EMA copy is what gets validated and saved as best.pt; the raw weights keep training
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True) if cfg.ema > 0 else None
-    teacher = (Teacher(cfg.teachers, device, train.x, log, channels_last=mode.channels_last, tta=cfg.teacher_tta,
+    # with flip pairs a .pt teacher already sees each face and its mirror: its own TTA would label both twice
+    teacher = (Teacher(cfg.teachers, device, train.x, log, channels_last=mode.channels_last,
+                       tta=cfg.teacher_tta and not cfg.flip_pairs,
                        online=cfg.teacher_online, threads=cfg.threads)
                if cfg.teachers else None)
     aug_cfg = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase,
@@ -379,6 +384,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
         f"{cfg.arch}: {n_params / 1e6:.2f}M params, {macs / 1e6:.1f}M MACs; train {len(train)}, val {len(val)}"
         f"{f', test {len(test)}' if test is not None else ''}; device {device}, {mode.why}"
         f"{f'; weights averaged (EMA {cfg.ema:g} a step), validated and saved as best.pt' if ema is not None else ''}"
+        f"{'; every batch carries each face and its mirror (flip pairs)' if cfg.flip_pairs else ''}"
     )
     tracker = _make_tracker(cfg, out)
     budget = cfg.max_minutes * 60
@@ -411,6 +417,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             xb = (xb - PIXEL_MEAN) / PIXEL_STD  # the graph's normalisation, on the augmented float batch
             if mode.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
+            if cfg.flip_pairs:  # the mirror of each augmented face in the same step: one pass learns what flip TTA sees
+                xb, yb, idx = torch.cat([xb, xb.flip(3)]), yb.repeat(2), idx.repeat(2)
             ya, yb2, lam, perm = yb, yb, 1.0, None
             if cfg.mix != "none" and float(torch.rand((), generator=gen, device=device)) < cfg.mix_prob:
                 xb, ya, yb2, lam, perm = mix(xb, yb, cfg.mix, cfg.mix_alpha, gen)
@@ -426,6 +434,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             if teacher is not None:
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode.bf16):
                     soft = teacher.soft_targets(xb, cfg.kd_temperature, idx, perm, lam)
+                if cfg.flip_pairs:  # a face and its mirror share one target: the teacher's flip TTA, no extra pass
+                    soft = soft.view(2, -1, soft.shape[1]).mean(0).repeat(2, 1)
                 kd = F.kl_div(F.log_softmax(logits / cfg.kd_temperature, 1), soft, reduction="batchmean")
                 loss = (1 - cfg.kd_alpha) * ce + cfg.kd_alpha * kd * cfg.kd_temperature**2
             else:

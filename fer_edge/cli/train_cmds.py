@@ -110,6 +110,7 @@ def train(
     teacher: Annotated[Optional[list[Path]], typer.Option(help="Distil from these checkpoints (.pt: labels every augmented batch) or contract ONNX models (.onnx: labels each training face once). Repeat for an ensemble.")] = None,
     teacher_tta: Annotated[bool, typer.Option("--teacher-tta/--no-teacher-tta", help="A .pt teacher also labels the mirrored batch and averages the two (flip TTA, about 0.8 points for a fernet-m teacher on FER2013; a second teacher pass). ONNX teachers keep the TTA they were exported with.")] = False,
     teacher_online: Annotated[bool, typer.Option("--teacher-online/--no-teacher-online", help="An .onnx teacher labels every augmented batch through onnxruntime instead of the clean faces once (an int8 export with flip TTA in its graph: a fraction of the cost of its read-back checkpoint with --teacher-tta).")] = False,
+    flip_pairs: Annotated[bool, typer.Option("--flip-pairs/--no-flip-pairs", help="Each batch also carries the mirror of every augmented face (twice the student's compute a step); a teacher labels the pair once, with the average of both views (flip TTA, so --teacher-tta adds nothing), and both learn it.")] = False,
     ema: Annotated[float, typer.Option(min=0, max=0.99999, help="Keep an exponential moving average of the weights with this per-step decay (e.g. 0.999); it is validated and saved as best.pt (0: off).")] = 0.0,
     init: Annotated[Optional[Path], typer.Option(help="Warm start from this .pt checkpoint's weights (same --arch); optimiser and schedule start fresh; a last.pt of an --ema run gives its EMA weights. An exported single-model .onnx (a shipped model) works too: its weights are read back and its BatchNorms rebuilt on the training faces. For fine-tuning.")] = None,
     kd_alpha: Annotated[float, typer.Option(min=0, max=1, help="Weight of the teacher's soft labels against the true labels.")] = 0.7,
@@ -138,7 +139,7 @@ def train(
         mix_alpha=mix_alpha, mix_prob=mix_prob, balance=balance.value, augment=augment, rotate=rotate, scale=scale,
         shift=shift, corrupt=corrupt, corruptions=_corruption_list(corruptions), amp=amp, val_fraction=val_fraction,
         test_fraction=test_fraction, resplit=resplit,
-        teachers=[str(t) for t in teacher or []], teacher_tta=teacher_tta, teacher_online=teacher_online, init=str(init or ""), ema=ema, kd_alpha=kd_alpha, kd_temperature=kd_temperature, seed=seed,
+        teachers=[str(t) for t in teacher or []], teacher_tta=teacher_tta, teacher_online=teacher_online, flip_pairs=flip_pairs, init=str(init or ""), ema=ema, kd_alpha=kd_alpha, kd_temperature=kd_temperature, seed=seed,
         device=device.value, threads=threads, max_minutes=max_minutes, patience=patience, eval_tta=tta,
         tracker=tracker.value,
     )
