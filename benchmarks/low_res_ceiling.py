@@ -19,19 +19,18 @@ import math
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from fer_edge.classifier import ExpressionClassifier
 from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
 from fer_edge.train.augment import AugmentConfig, augment
 from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
 from fer_edge.train.corruptions import down_up
 from fer_edge.train.data import load_dataset
 from fer_edge.train.evaluate import torch_probs
+from fer_edge.train.trainer import Teacher
 
 SIZES = (24, 16, 12)
 KD_T, KD_ALPHA = 4.0, 0.7
@@ -59,9 +58,8 @@ def main() -> None:
     train, val = ds["train"], ds["val"] if ds.has("val") else ds["test"]
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt).to(memory_format=torch.channels_last)
-    teacher = ExpressionClassifier.from_path(args.teacher, device="cpu", threads=args.threads)
-    soft = torch.from_numpy(teacher.predict_probs(train.x)).float().clamp_min(1e-8)
-    soft = torch.softmax(torch.log(soft) / KD_T, 1)  # the clean face's probabilities, softened
+    # the trainer's offline teacher: the clean faces labelled once (cached), softened per batch
+    teacher = Teacher([str(args.teacher)], torch.device("cpu"), train.x, log=console.print)
     views = {"clean": val.x, **{f"{p} px": down_up(val.x, p) for p in SIZES}}
 
     table = Table(title=f"{args.checkpoint.name} trained on {args.px} px faces only: PublicTest ({len(val)} faces), "
@@ -96,7 +94,8 @@ def main() -> None:
             for g in opt.param_groups:
                 g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.time() - t0) / budget)))
             logits = model(xb).float()
-            kd = F.kl_div(F.log_softmax(logits / KD_T, 1), soft[idx], reduction="batchmean") * KD_T**2
+            soft = teacher.soft_targets(xb, KD_T, idx)
+            kd = F.kl_div(F.log_softmax(logits / KD_T, 1), soft, reduction="batchmean") * KD_T**2
             loss = KD_ALPHA * kd + (1 - KD_ALPHA) * F.cross_entropy(logits, ys[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
