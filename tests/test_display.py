@@ -58,28 +58,32 @@ from fer_edge.realtime.loop import Window, draw_frame, TrackedFace
 frame = np.full((480, 640, 3), 100, np.uint8)
 face = TrackedFace(1, (200, 120, 160, 160), "happy", 0.9, (0.01, 0.0, 0.02, 0.9, 0.03, 0.02, 0.02), (0,) * 7)
 canvas = draw_frame(frame, [face], ["60.0 FPS [CPU]"])
-window = Window("fer-edge-test")
 sys.path.insert(0, sys.argv[1])
 from test_display import screenshot, overlay_pixels
+import cv2
 # The toolkit paints asynchronously; on a loaded machine the first frames can reach the screen late
-# (10 s, then 30 s, once proved too short with training sharing 2 cores). The loop stops at the first
-# painted frame, so the long deadline costs nothing where the screen keeps up.
-start = time.perf_counter()
-shows = 0
-while True:
-    assert window.show(canvas) is None
-    shows += 1
-    time.sleep(0.02)
-    shot = screenshot(sys.argv[3])
-    if overlay_pixels(shot) > 500 or time.perf_counter() - start > 90:
+# (10 s, then 30 s, once proved too short with training sharing 2 cores), and once, on an idle CI machine, a
+# window stayed black for 90 s. So: up to two windows in turn, 60 s each. The loop stops at the first painted
+# frame, so the long deadline costs nothing where the screen keeps up.
+report = []
+for attempt in (1, 2):
+    window = Window("fer-edge-test")
+    opened, shows = time.perf_counter(), 0
+    while True:
+        assert window.show(canvas) is None
+        shows += 1
+        time.sleep(0.02)
+        shot = screenshot(sys.argv[3])
+        if overlay_pixels(shot) > 500 or time.perf_counter() - opened > 60:
+            break
+    # What a failure needs to be told apart: never painted, painted elsewhere, or painted in other colours.
+    report.append(f"window {attempt}: {time.perf_counter() - opened:.1f} s, {shows} frames shown, rect "
+                  f"{cv2.getWindowImageRect('fer-edge-test')}, {int((shot > 0).any(axis=2).sum())} non-black screen pixels")
+    window.close()
+    if overlay_pixels(shot) > 500:
         break
 np.save(sys.argv[2], shot)
-import cv2
-# What a failure needs to be told apart: never painted, painted elsewhere, or painted in other colours.
-print(f"after {time.perf_counter() - start:.1f} s and {shows} frames shown: window rect "
-      f"{cv2.getWindowImageRect('fer-edge-test')}, {int((shot > 0).any(axis=2).sum())} non-black screen pixels",
-      file=sys.stderr)
-window.close()
+print("; ".join(report), file=sys.stderr)
 """
 
 
@@ -98,7 +102,7 @@ def test_window_shows_the_overlay(xserver, tmp_path):
     env = {**os.environ, "DISPLAY": xserver, "QT_QPA_PLATFORM": "xcb", "QT_X11_NO_MITSHM": "1", "HOME": str(home),
            "XDG_CONFIG_HOME": str(home / ".config"), "XDG_RUNTIME_DIR": str(home / "run")}
     proc = subprocess.run([sys.executable, "-c", SHOW_AND_SHOOT, str(Path(__file__).parent), str(shot_path), xserver],
-                          env=env, capture_output=True, text=True, timeout=150)
+                          env=env, capture_output=True, text=True, timeout=200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     shot = np.load(shot_path)
     assert overlay_pixels(shot) > 500, proc.stderr[-2000:]
