@@ -9,10 +9,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_edge import MAX_PIXELS, imageheader
+from fer_edge import MAX_PIXELS, heif, imageheader
 from fer_edge.errors import FerEdgeError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+# What OpenCV 4.x's wheels decode, under the names cameras, phones, browsers and scanners give them; HEIF/HEIC
+# (an iPhone's default) through the heif extra, and without it each such file is an error row saying so.
+IMAGE_EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".jp2",
+    ".pgm", ".ppm", ".pbm", ".pnm", ".heic", ".heif", ".hif",
+})
 
 # EXIF orientation -> how to turn the stored pixels upright (None: as stored)
 _UPRIGHT = {
@@ -62,11 +67,17 @@ def read_image(path: str | Path) -> np.ndarray:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
         image = None
+    turn = imageheader.orientation(head)
+    if image is None and heif.is_heif(head):
+        try:
+            image, turn = heif.decode(data.tobytes(), MAX_PIXELS)
+        except FerEdgeError as e:
+            raise FerEdgeError(f"{path}: {e}") from None
     if image is None:
         raise FerEdgeError(f"{path}: not a decodable image (corrupt, truncated, or over the {MAX_PIXELS:,}-pixel limit)")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise FerEdgeError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
-    upright = _UPRIGHT.get(imageheader.orientation(head))
+    upright = _UPRIGHT.get(turn)
     return upright(image) if upright else image
 
 

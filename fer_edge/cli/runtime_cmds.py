@@ -209,7 +209,7 @@ def info(
     import onnxruntime as ort
 
     import fer_edge
-    from fer_edge import gpu, store
+    from fer_edge import gpu, heif, store
     from fer_edge.classifier import ExpressionClassifier
     from fer_edge.detect import make_detector
     from fer_edge.recognizer import SHIPPED_MODELS, resolve_model, shipped_model_path
@@ -230,7 +230,8 @@ def info(
     report = clf.providers
     facts = {
         "versions": {"fer-edge": fer_edge.__version__, "onnxruntime": ort.__version__, "opencv": cv2.__version__,
-                     "numpy": np.__version__, "python": sys.version.split()[0]},
+                     "numpy": np.__version__, "python": sys.version.split()[0],
+                     "pillow-heif": heif.reader_version() or 'not installed: HEIC photos need pip install "fer-edge[heif]"'},
         "providers": {"requested": report.requested, "available": ort.get_available_providers(),
                       "tried": list(report.tried), "active": list(report.active), "runs_on": report.name,
                       "why_not": report.why_not or None, "summary": report.describe()},
