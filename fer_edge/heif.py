@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_edge import imageheader
 from fer_edge.errors import FerEdgeError
 
 # ISO-BMFF major brands of HEVC-coded HEIF images and sequences (AVIF's own brands are left out: OpenCV reads AVIF)
@@ -17,9 +16,9 @@ def is_heif(head: bytes) -> bool:
     return len(head) >= 12 and head[4:8] == b"ftyp" and head[8:12] in _BRANDS
 
 
-def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, int]:
-    """The primary image as 8-bit BGR, BGRA or gray, and the EXIF orientation still to apply to it; or
-    FerEdgeError. The size is checked against max_pixels before a byte of the image is decoded."""
+def decode(data: bytes, max_pixels: int) -> np.ndarray:
+    """The primary image as 8-bit BGR, BGRA or gray, turned by the file's own rotation and mirror (libheif
+    applies them), or FerEdgeError. The size is checked against max_pixels before a byte of it is decoded."""
     try:
         import pillow_heif
     except ImportError:
@@ -30,20 +29,11 @@ def decode(data: bytes, max_pixels: int) -> tuple[np.ndarray, int]:
         width, height = heif.size
         if width * height > max_pixels:
             raise FerEdgeError(f"{width}x{height} exceeds the {max_pixels:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
-        image = np.ascontiguousarray(np.asarray(heif))
+        return np.ascontiguousarray(np.asarray(heif))
     except FerEdgeError:
         raise
     except Exception as e:  # libheif's errors are plain exceptions (ValueError, RuntimeError, ...)
         raise FerEdgeError(f"not a decodable HEIF image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    return image, _orientation_left(data, heif.info.get("exif"))
-
-
-def _orientation_left(data: bytes, exif: bytes | None) -> int:
-    """libheif applies the container's rotation and mirror (irot, imir) as it decodes. An iPhone writes those
-    and the same turn in EXIF, which must not be applied twice; some editors write only EXIF."""
-    if not exif or b"irot" in data[: 1 << 16] or b"imir" in data[: 1 << 16]:
-        return 1
-    return imageheader.orientation(exif.removeprefix(b"Exif\x00\x00"))
 
 
 def reader_version() -> str | None:

@@ -1,6 +1,7 @@
 """What an image file's header says, read from its bytes without decoding: its size (to refuse a
 decompression bomb before a byte of it is decoded) and its EXIF orientation (phones store photos sideways
-and say so there). Formats: JPEG, PNG, BMP, GIF, WebP, TIFF. Unknown or damaged headers give None.
+and say so there; HEIF and AVIF in their own boxes). Formats: JPEG, PNG, BMP, GIF, WebP, TIFF. Unknown or
+damaged headers give None.
 """
 
 from __future__ import annotations
@@ -136,3 +137,77 @@ def orientation(data: bytes) -> int:
     except (struct.error, IndexError, ValueError):
         return 1
     return 1
+
+
+def bmff_turn(data: bytes) -> tuple[int, int | None]:
+    """HEIF/AVIF: the primary image's own rotation (irot: quarter turns anticlockwise) and mirror (imir: 0 flips
+    it top to bottom, 1 left to right, as libheif, libavif and Pillow read and write it; None for none), applied
+    in that order, from the meta box. These files carry their orientation there, not in EXIF (MIAF).
+    (0, None) when there is none or the boxes cannot be read (a meta box past the bytes given, say)."""
+    try:
+        meta = next((b for b in _boxes(data, 0, len(data)) if b[0] == b"meta"), None)
+        if meta is None:
+            return 0, None
+        children = {kind: (start, end) for kind, start, end in _boxes(data, meta[1] + 4, meta[2])}  # FullBox
+        if b"iprp" not in children:
+            return 0, None
+        iprp = {kind: (start, end) for kind, start, end in _boxes(data, *children[b"iprp"])}
+        props = [(kind, start) for kind, start, _ in _boxes(data, *iprp[b"ipco"])]
+        primary = None
+        if b"pitm" in children:
+            start = children[b"pitm"][0]
+            primary = struct.unpack(">H", data[start + 4 : start + 6])[0] if data[start] == 0 else \
+                struct.unpack(">I", data[start + 4 : start + 8])[0]
+        turns, axis = 0, None
+        for index in _associations(data, *iprp[b"ipma"], primary):
+            kind, start = props[index - 1]
+            if kind == b"irot":
+                turns = data[start] & 3
+            elif kind == b"imir":
+                axis = data[start] & 1
+        return turns, axis
+    except (struct.error, IndexError, KeyError, ValueError, StopIteration):
+        return 0, None
+
+
+def _boxes(data: bytes, start: int, end: int):
+    """(type, payload start, end) of each ISO-BMFF box in data[start:end]."""
+    i = start
+    while i + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[i : i + 8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", data[i + 8 : i + 16])[0], 16
+        elif size == 0:
+            size = end - i
+        if size < header:
+            return
+        yield kind, i + header, min(i + size, end)
+        i += size
+
+
+def _associations(data: bytes, start: int, end: int, item: int | None):
+    """The 1-based ipco indices that an ipma box gives the item (the first item listed when item is None)."""
+    version, flags = data[start], int.from_bytes(data[start + 1 : start + 4], "big")
+    (count,) = struct.unpack(">I", data[start + 4 : start + 8])
+    i = start + 8
+    for _ in range(count):
+        if version < 1:
+            (item_id,) = struct.unpack(">H", data[i : i + 2])
+            i += 2
+        else:
+            (item_id,) = struct.unpack(">I", data[i : i + 4])
+            i += 4
+        n = data[i]
+        i += 1
+        indices = []
+        for _ in range(n):
+            if flags & 1:
+                indices.append(struct.unpack(">H", data[i : i + 2])[0] & 0x7FFF)
+                i += 2
+            else:
+                indices.append(data[i] & 0x7F)
+                i += 1
+        if item is None or item_id == item:
+            return indices
+    return []

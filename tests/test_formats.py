@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from fer_edge import heif
+from conftest import ASTRONAUT
+from fer_edge import imageheader
 from fer_edge.cli.app import app
 from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError
 from fer_edge.imageio import read_image
 
 pillow_heif = pytest.importorskip("pillow_heif", reason="needs pillow-heif (pip install -e '.[dev]')")
-from PIL import Image  # noqa: E402  (pillow comes with pillow-heif)
+from PIL import Image, ImageOps  # noqa: E402  (pillow comes with pillow-heif)
 
 runner = CliRunner()
 
@@ -73,18 +74,43 @@ def test_a_heic_is_turned_upright_once(tmp_path, astronaut):
     upright = astronaut[:, :200]
     stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)  # a camera held sideways; orientation 6 turns it back
     write_heic(tmp_path / "turned.heic", stored, exif_orientation=6)
-    assert b"irot" in (tmp_path / "turned.heic").read_bytes()  # the turn is in the container and in EXIF
+    assert b"irot" in (tmp_path / "turned.heic").read_bytes()  # the turn is in the container and in EXIF, as an iPhone has it
     image = read_image(tmp_path / "turned.heic")
     assert image.shape == upright.shape and np.abs(image.astype(int) - upright).mean() < 4  # HEVC's loss only
 
 
-def test_exif_orientation_applies_only_where_the_container_has_no_turn():
+@pytest.mark.parametrize("fmt", ["AVIF", "HEIF"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_heif_and_avif_are_turned_by_their_own_rotation_and_mirror(tmp_path, fmt, orientation):
+    """Pillow and pillow-heif write an EXIF orientation as the file's irot/imir boxes; OpenCV decodes AVIF
+    without them and libheif HEIC with them: each of the eight must come out as Pillow turns it upright."""
+    if fmt == "AVIF" and "AVIF" not in Image.registered_extensions().values():
+        pytest.skip("this Pillow writes no AVIF")
+    base = Image.open(ASTRONAUT).convert("RGB").crop((0, 0, 256, 160))  # not square: a quarter turn shows
     exif = Image.Exif()
-    exif[0x0112] = 6
-    payload = exif.tobytes()
-    assert heif._orientation_left(b"\x00\x00\x00\x1cftypheic" + b"\x00" * 64, payload) == 6
-    assert heif._orientation_left(b"\x00\x00\x00\x1cftypheic" + b"\x00" * 8 + b"\x00\x00\x00\x09irot\x01", payload) == 1
-    assert heif._orientation_left(b"\x00\x00\x00\x1cftypheic", None) == 1
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.{fmt.lower()}"
+    if fmt == "AVIF":
+        base.save(path, exif=exif.tobytes(), quality=95)
+    else:
+        h = pillow_heif.from_pillow(base)
+        h.info["exif"] = exif.tobytes()
+        h.save(str(path), quality=95)
+    assert orientation == 1 or b"irot" in path.read_bytes() or b"imir" in path.read_bytes()
+    want = np.asarray(ImageOps.exif_transpose(_with_orientation(base, orientation)))
+    got = read_image(path)
+    assert got.shape == want.shape and np.abs(got[:, :, ::-1].astype(int) - want).mean() < 4
+
+
+def _with_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    copy = image.copy()
+    copy.getexif()[0x0112] = orientation
+    return copy
+
+
+def test_a_broken_meta_box_leaves_the_image_as_stored():
+    assert imageheader.bmff_turn(b"\x00\x00\x00\x1cftypavif" + b"\x00" * 20 + b"\x00\x00\x00\x10meta\x00") == (0, None)
+    assert imageheader.bmff_turn(b"") == (0, None)
 
 
 def test_a_heic_over_the_pixel_limit_is_refused_before_decoding(tmp_path, astronaut, monkeypatch):
