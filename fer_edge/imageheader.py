@@ -1,7 +1,7 @@
 """What an image file's header says, read from its bytes without decoding: its size (to refuse a
 decompression bomb before a byte of it is decoded) and its EXIF orientation (phones store photos sideways
-and say so there; HEIF and AVIF in their own boxes). Formats: JPEG, PNG, BMP, GIF, WebP, TIFF. Unknown or
-damaged headers give None.
+and say so there; HEIF and AVIF in their own boxes). Formats: JPEG, PNG, BMP, GIF, WebP, TIFF, HEIF, AVIF,
+JPEG 2000. Unknown or damaged headers give None.
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ def dimensions(data: bytes) -> tuple[int, int] | None:
             return _webp_size(data)
         if data[:4] in (b"II*\x00", b"MM\x00*"):
             return _tiff_size(data)
+        if data[4:8] == b"ftyp":
+            return _bmff_size(data)
+        if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
+            return _jp2_size(data)
     except (struct.error, IndexError, ValueError):
         return None
     return None
@@ -144,13 +148,22 @@ def bmff_turn(data: bytes) -> tuple[int, int | None]:
     it top to bottom, 1 left to right, as libheif, libavif and Pillow read and write it; None for none), applied
     in that order, from the meta box. These files carry their orientation there, not in EXIF (MIAF).
     (0, None) when there is none or the boxes cannot be read (a meta box past the bytes given, say)."""
+    turns, axis = 0, None
+    for kind, start in _primary_properties(data):
+        if kind == b"irot":
+            turns = data[start] & 3
+        elif kind == b"imir":
+            axis = data[start] & 1
+    return turns, axis
+
+
+def _primary_properties(data: bytes) -> list[tuple[bytes, int]]:
+    """(type, payload start) of each property (ipco) that the primary item (pitm) of a HEIF/AVIF file has."""
     try:
         meta = next((b for b in _boxes(data, 0, len(data)) if b[0] == b"meta"), None)
         if meta is None:
-            return 0, None
-        children = {kind: (start, end) for kind, start, end in _boxes(data, meta[1] + 4, meta[2])}  # FullBox
-        if b"iprp" not in children:
-            return 0, None
+            return []
+        children = {kind: (start, end) for kind, start, end in _boxes(data, meta[1] + 4, meta[2])}  # a FullBox
         iprp = {kind: (start, end) for kind, start, end in _boxes(data, *children[b"iprp"])}
         props = [(kind, start) for kind, start, _ in _boxes(data, *iprp[b"ipco"])]
         primary = None
@@ -158,16 +171,27 @@ def bmff_turn(data: bytes) -> tuple[int, int | None]:
             start = children[b"pitm"][0]
             primary = struct.unpack(">H", data[start + 4 : start + 6])[0] if data[start] == 0 else \
                 struct.unpack(">I", data[start + 4 : start + 8])[0]
-        turns, axis = 0, None
-        for index in _associations(data, *iprp[b"ipma"], primary):
-            kind, start = props[index - 1]
-            if kind == b"irot":
-                turns = data[start] & 3
-            elif kind == b"imir":
-                axis = data[start] & 1
-        return turns, axis
-    except (struct.error, IndexError, KeyError, ValueError, StopIteration):
-        return 0, None
+        return [props[i - 1] for i in _associations(data, *iprp[b"ipma"], primary) if 0 < i <= len(props)]
+    except (struct.error, IndexError, KeyError, ValueError):
+        return []
+
+
+def _bmff_size(data: bytes) -> tuple[int, int] | None:
+    """HEIF/AVIF: the primary image's size from its ispe property (a FullBox: width, height after 4 bytes)."""
+    for kind, start in _primary_properties(data):
+        if kind == b"ispe":
+            return struct.unpack(">II", data[start + 4 : start + 12])
+    return None
+
+
+def _jp2_size(data: bytes) -> tuple[int, int] | None:
+    """JPEG 2000 (.jp2): the ihdr box inside jp2h holds height, then width."""
+    header = next((b for b in _boxes(data, 0, len(data)) if b[0] == b"jp2h"), None)
+    ihdr = next((b for b in _boxes(data, header[1], header[2]) if b[0] == b"ihdr"), None) if header else None
+    if ihdr is None:
+        return None
+    h, w = struct.unpack(">II", data[ihdr[1] : ihdr[1] + 8])
+    return w, h
 
 
 def _boxes(data: bytes, start: int, end: int):

@@ -139,3 +139,19 @@ def test_info_says_whether_heic_photos_can_be_read(tiny_model):
     result = runner.invoke(app, ["info", "--model", str(tiny_model), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["versions"]["pillow-heif"] == pillow_heif.__version__
+
+
+def test_the_header_gives_the_size_of_heif_avif_and_jpeg_2000(tmp_path, astronaut, monkeypatch):
+    """So that a bomb in these formats is refused by its size, in so many words, before it is decoded."""
+    image = astronaut[:, :200]  # 200x256: width and height told apart
+    write_heic(tmp_path / "a.heic", image)
+    Image.fromarray(image[:, :, ::-1]).save(tmp_path / "a.jp2")
+    paths = [tmp_path / "a.heic", tmp_path / "a.jp2"]
+    if "AVIF" in Image.registered_extensions().values():
+        Image.fromarray(image[:, :, ::-1]).save(tmp_path / "a.avif")
+        paths.append(tmp_path / "a.avif")
+    monkeypatch.setattr("fer_edge.imageio.MAX_PIXELS", 200 * 256 - 1)
+    for path in paths:
+        assert imageheader.dimensions(path.read_bytes()[: 1 << 16]) == (200, 256), path.name
+        with pytest.raises(FerEdgeError, match="200x256 exceeds the 51,199-pixel limit"):
+            read_image(path)
