@@ -129,8 +129,17 @@ def _exif_payload(data: bytes) -> bytes | None:
     return None
 
 
+# HEIF/AVIF (quarter turns anticlockwise, then the mirror: 0 top to bottom, 1 left to right) -> the EXIF code
+# that names the same turn
+_BMFF_AS_EXIF = {(0, None): 1, (0, 0): 4, (0, 1): 2, (1, None): 8, (1, 0): 5, (1, 1): 7,
+                 (2, None): 3, (2, 0): 2, (2, 1): 4, (3, None): 6, (3, 0): 7, (3, 1): 5}
+
+
 def orientation(data: bytes) -> int:
-    """EXIF orientation 1-8 (1: as stored), 1 when there is none or it cannot be read."""
+    """EXIF orientation 1-8 (1: as stored), 1 when there is none or it cannot be read. HEIF and AVIF say it in
+    their own irot/imir boxes, given here as the EXIF code of the same turn (their EXIF is not read: MIAF)."""
+    if data[4:8] == b"ftyp":
+        return _BMFF_AS_EXIF[bmff_turn(data)]
     try:
         tiff = _exif_payload(data)
         if not tiff or tiff[:2] not in (b"II", b"MM"):

@@ -67,32 +67,17 @@ def read_image(path: str | Path) -> np.ndarray:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
         image = None
-    upright = _UPRIGHT.get(imageheader.orientation(head))
+    upright = _UPRIGHT.get(imageheader.orientation(head))  # AVIF too: OpenCV 4.x leaves its own turn undone
     if image is None and heif.is_heif(head):
         try:
             image, upright = heif.decode(data.tobytes(), MAX_PIXELS), None  # libheif turns it as it decodes
         except FerEdgeError as e:
             raise FerEdgeError(f"{path}: {e}") from None
-    elif image is not None and head[4:8] == b"ftyp":  # AVIF: OpenCV 4.x leaves the file's own turn undone
-        upright = _bmff_upright(*imageheader.bmff_turn(head))
     if image is None:
         raise FerEdgeError(f"{path}: not a decodable image (corrupt, truncated, or over the {MAX_PIXELS:,}-pixel limit)")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise FerEdgeError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
     return upright(image) if upright else image
-
-
-def _bmff_upright(turns: int, mirror: int | None):
-    """The HEIF/AVIF rotation (quarter turns anticlockwise), then the mirror, as one function (None: as stored)."""
-    if not turns and mirror is None:
-        return None
-    rotate = (None, cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_180, cv2.ROTATE_90_CLOCKWISE)[turns]
-
-    def upright(image: np.ndarray) -> np.ndarray:
-        image = cv2.rotate(image, rotate) if rotate is not None else image
-        return cv2.flip(image, 0 if mirror == 0 else 1) if mirror is not None else image
-
-    return upright
 
 
 def to_u8(image: np.ndarray) -> np.ndarray:
