@@ -717,6 +717,56 @@ def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_
     assert from_last.exit_code == 0 and "its EMA weights" in from_last.output, from_last.output
 
 
+def test_a_plateaued_student_grows_a_grid_head_that_starts_from_its_own_function(csv_data, tmp_path, capsys, monkeypatch):
+    """train/grow.py: a fernet-t2 becomes a fernet-t2g (3x3 head) computing the same logits, which exports,
+    reads back and trains; a grow that would change the function is refused in one line."""
+    from fer_edge.train import grow, models
+    from fer_edge.train.checkpoint import model_from_checkpoint
+
+    torch.manual_seed(0)
+    net = models.build_model("fernet-t2").train()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        for _ in range(3):
+            net(torch.randn(16, 1, 48, 48) * 2 + 0.5)
+    source = tmp_path / "t2.pt"
+    torch.save({"model": net.state_dict(), "config": {"arch": "fernet-t2", "data_sha256": "", "ema": 0},
+                "labels": list(LABELS), "epoch": 4, "best_acc": 0.5}, source)
+    grown = tmp_path / "t2g.pt"
+    assert grow.main([str(grown), str(source), "--arch", "fernet-t2g"]) == 0
+    assert "a fernet-t2g grown from fernet-t2" in capsys.readouterr().out
+    ckpt = torch.load(grown)
+    assert ckpt["config"]["arch"] == "fernet-t2g" and ckpt["model"]["head.3.weight"].shape == (7, 192 * 9)
+    faces = torch.randn(32, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(model_from_checkpoint(ckpt)(faces), net.eval()(faces), atol=1e-5, rtol=1e-5)
+
+    # the grid head exports, and its export reads back into a trainable fernet-t2g
+    exported = tmp_path / "t2g.onnx"
+    result = runner.invoke(app, ["export", str(exported), "--checkpoint", str(grown), "--data", str(csv_data)])
+    assert result.exit_code == 0, result.output
+    from fer_edge.train import from_onnx
+    assert from_onnx.main([str(tmp_path / "back.pt"), str(exported), "--data", str(csv_data)]) == 0
+    assert "a trainable fernet-t2g" in capsys.readouterr().out
+    fine = tmp_path / "fine"
+    args = train_args(csv_data, fine, "--epochs", "1", "--init", str(grown))
+    result = runner.invoke(app, [a if a != "fernet-t" else "fernet-t2g" for a in args])
+    assert result.exit_code == 0, result.output
+    assert "warm start from" in result.output and (fine / "best.pt").exists()
+
+    monkeypatch.setitem(models.FERNET_SIZES, "fernet-t2-grid4", models.FerNetSpec((8, 32, 96, 192), (1, 1, 2, 3), 0.2, 4))
+    cases = [
+        ([str(tmp_path / "m.pt"), str(source), "--arch", "fernet-m"], "only the head's grid can grow"),
+        ([str(tmp_path / "g4.pt"), str(source), "--arch", "fernet-t2-grid4"], "does not split evenly"),
+        ([str(tmp_path / "x.pt"), str(exported), "--arch", "fernet-t2g"], "an .onnx source needs --data"),
+        ([str(tmp_path / "x.onnx"), str(source), "--arch", "fernet-t2g"], "name the checkpoint .pt"),
+    ]
+    for argv, message in cases:
+        assert grow.main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not any((tmp_path / n).exists() for n in ("m.pt", "g4.pt", "x.pt", "x.onnx"))
+
+
 def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_path, csv_data, capsys):
     from fer_edge.train import soup
 

@@ -20,6 +20,9 @@ class FerNetSpec:
     widths: tuple[int, ...]  # channels per stage; stage i runs at 48 / 2**i
     depths: tuple[int, ...]  # 3x3 convs per stage
     dropout: float = 0.3
+    # the head pools the last stage to grid x grid cells, not to one: the classifier then sees where on the face
+    # a feature fired (brows in the top row, mouth in the bottom), for 7 x C x grid^2 weights and no convolution
+    head_grid: int = 1
 
 
 # Named sizes (train/README.md measures each). The shipped models are a fernet-m (default) and a fernet-t2 (fast).
@@ -28,6 +31,8 @@ FERNET_SIZES: dict[str, FerNetSpec] = {
     # fernet-t's speed through int8 onnxruntime with 3x its weights and 2x its MACs: the 48x48 and 24x24 stages
     # (8 and 32 channels, one conv each) set the CPU time, so the capacity goes to 12x12 and 6x6 (benchmarks/student_archs.py)
     "fernet-t2": FerNetSpec(widths=(8, 32, 96, 192), depths=(1, 1, 2, 3), dropout=0.2),
+    # fernet-t2 with a 3x3 head: grown from it function-preserving (train/grow.py), at its speed
+    "fernet-t2g": FerNetSpec(widths=(8, 32, 96, 192), depths=(1, 1, 2, 3), dropout=0.2, head_grid=3),
     "fernet-s": FerNetSpec(widths=(20, 40, 80, 160), depths=(1, 2, 2, 2), dropout=0.3),
     "fernet-m": FerNetSpec(widths=(32, 64, 128, 256), depths=(1, 2, 3, 3), dropout=0.3),
     "fernet-l": FerNetSpec(widths=(64, 128, 256, 512), depths=(2, 2, 3, 3), dropout=0.4),
@@ -55,7 +60,8 @@ class FerNet(nn.Module):
                 cin = width
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(spec.dropout), nn.Linear(cin, num_classes)
+            nn.AdaptiveAvgPool2d(spec.head_grid), nn.Flatten(), nn.Dropout(spec.dropout),
+            nn.Linear(cin * spec.head_grid ** 2, num_classes),
         )
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
