@@ -27,6 +27,8 @@ from fer_edge import contract
 from fer_edge.contract import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PIXEL_MEAN, PIXEL_STD
 from fer_edge.errors import FerEdgeError, UsageError
 
+from .fp32_pool import pool_before_relu
+from .grid_head import export_form
 from ..train.checkpoint import check_same_data, load_checkpoint, model_from_checkpoint
 from ..train.data import Dataset, load_dataset
 from ..train.models import count_macs, count_params
@@ -44,7 +46,9 @@ class ContractModel(nn.Module):
 
     def __init__(self, models: nn.Module | list[nn.Module], tta: bool = False, temperature: float = 1.0):
         super().__init__()
-        self.members = nn.ModuleList([m.eval() for m in (models if isinstance(models, (list, tuple)) else [models])])
+        members = models if isinstance(models, (list, tuple)) else [models]
+        self.members = nn.ModuleList([export_form(m.eval()) for m in members])  # a grid head as the runtime runs it fast
+        self.trained_members = list(members)  # a plain list, not submodules: the metadata counts what was trained
         self.tta = tta
         self.temperature = temperature  # calibration (train/calibration.py): 1 leaves the probabilities as they are
 
@@ -113,8 +117,8 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
         ),
         contract.META_OUTPUT: "probabilities",
         "arch": archs[0] if len(archs) == 1 else f"ensemble of {len(archs)}: {joined(archs)}",
-        "params": str(sum(count_params(m) for m in wrapper.members)),
-        "macs": str(sum(count_macs(m) for m in wrapper.members)),  # per view; TTA doubles it
+        "params": str(sum(count_params(m) for m in wrapper.trained_members)),
+        "macs": str(sum(count_macs(m) for m in wrapper.trained_members)),  # per view; TTA doubles it
         "training_data_sha256": cfgs[0].get("data_sha256", ""),
         "train_epochs": joined(c.get("epoch", -1) + 1 for c in ckpts),
         "train_seed": joined(cfg.get("seed", "") for cfg in cfgs),
@@ -239,6 +243,8 @@ def quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, method: str = 
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=_keep_fp32(pre),
             calibrate_method=calibrate_method, extra_options=extra_options,
         )
+    # the first pool after the fp32 first conv would run on uint8 in a slow kernel (export/fp32_pool.py)
+    onnx.save(pool_before_relu(onnx.load(str(out)))[0], str(out))
 
 
 def _keep_fp32(path: Path) -> list[str]:

@@ -390,6 +390,47 @@ def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, 
     assert model.graph.node[-1].op_type not in ("QuantizeLinear", "DequantizeLinear")
 
 
+def test_an_int8_export_pools_before_its_first_relu_so_onnxruntime_pools_in_fp32(trained_run, tmp_path, csv_data, monkeypatch):
+    """onnxruntime moves a QuantizeLinear after a max-pool up past it, onto a slow uint8 kernel (export/fp32_pool.py);
+    MaxPool -> Relu stops that, and gives the same probabilities to the bit."""
+    import onnx
+    import onnxruntime as ort
+
+    from fer_edge.classifier import ExpressionClassifier
+    from fer_edge.export import onnx_export
+    from fer_edge.export.fp32_pool import main as fp32_pool_main
+
+    def export(out: Path) -> onnx.ModelProto:
+        result = runner.invoke(app, ["export", str(out), "--checkpoint", str(trained_run / "best.pt"), "--data", str(csv_data),
+                                     "--int8", "--tta"])
+        assert result.exit_code == 0, result.output
+        return onnx.load(str(out))
+
+    new = export(tmp_path / "new.onnx")
+    monkeypatch.setattr(onnx_export, "pool_before_relu", lambda model: (model, 0))
+    export(tmp_path / "old.onnx")  # the graph as exported before the rewrite
+
+    produced = {o: n.op_type for n in new.graph.node for o in n.output}
+    first_pools = [n for n in new.graph.node if n.op_type == "MaxPool" and produced.get(n.input[0]) == "Conv"]
+    assert len(first_pools) == 2  # one per TTA branch, each now straight after its fp32 first conv
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(tmp_path / "new.onnx"), options, providers=["CPUExecutionProvider"])
+    optimized = onnx.load(str(tmp_path / "optimized.onnx")).graph
+    producer = {o: n.op_type for n in optimized.node for o in n.output}
+    assert not [n for n in optimized.node if n.op_type == "MaxPool" and producer.get(n.input[0]) == "QuantizeLinear"]
+
+    faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
+    p_new, p_old = (ExpressionClassifier.from_path(tmp_path / f, device="cpu").predict_probs(faces) for f in ("new.onnx", "old.onnx"))
+    np.testing.assert_array_equal(p_new, p_old)
+
+    fp32_pool_main([str(tmp_path / "old.onnx"), str(tmp_path / "fixed.onnx")])  # the tool for files exported before
+    p_fixed = ExpressionClassifier.from_path(tmp_path / "fixed.onnx", device="cpu").predict_probs(faces)
+    np.testing.assert_array_equal(p_fixed, p_old)
+    with pytest.raises(SystemExit, match="^error: cannot read .*nothing.onnx as ONNX"):
+        fp32_pool_main([str(tmp_path / "nothing.onnx"), str(tmp_path / "x.onnx")])
+
+
 def test_int8_calibration_choices_set_the_activation_ranges(trained_run, tmp_path, csv_data):
     import onnx
     from onnx import numpy_helper
@@ -744,9 +785,23 @@ def test_a_plateaued_student_grows_a_grid_head_that_starts_from_its_own_function
     exported = tmp_path / "t2g.onnx"
     result = runner.invoke(app, ["export", str(exported), "--checkpoint", str(grown), "--data", str(csv_data)])
     assert result.exit_code == 0, result.output
+    # in the graph the pool is a depthwise conv and the cells flatten channels-last (export/grid_head.py): same logits
+    import onnx
+
+    from fer_edge.export.grid_head import export_form
+
+    grown_net = model_from_checkpoint(ckpt).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(export_form(grown_net)(faces), grown_net(faces), atol=1e-5, rtol=1e-5)
+    ops = [n.op_type for n in onnx.load(str(exported)).graph.node]
+    assert "AveragePool" not in ops and "GlobalAveragePool" not in ops
+    meta = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
+    assert meta["params"] == str(models.count_params(grown_net))  # what was trained, not the export form
     from fer_edge.train import from_onnx
     assert from_onnx.main([str(tmp_path / "back.pt"), str(exported), "--data", str(csv_data)]) == 0
     assert "a trainable fernet-t2g" in capsys.readouterr().out
+    back = torch.load(tmp_path / "back.pt")["model"]
+    torch.testing.assert_close(back["head.3.weight"], ckpt["model"]["head.3.weight"])  # back in (channel, cell) order
     fine = tmp_path / "fine"
     args = train_args(csv_data, fine, "--epochs", "1", "--init", str(grown))
     result = runner.invoke(app, [a if a != "fernet-t" else "fernet-t2g" for a in args])

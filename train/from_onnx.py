@@ -41,6 +41,8 @@ def _weights(model: onnx.ModelProto, net: torch.nn.Module) -> dict[str, tuple[st
     for node in model.graph.node:
         if node.op_type == "Slice" or mirrored.intersection(node.input):
             mirrored.update(node.output)
+        elif node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute):
+            continue  # a grid head's pool as a depthwise conv (export/grid_head.py): no trained weights
         elif node.op_type in ("Conv", "Gemm"):
             firsts[node.input[1]] = (node.op_type, node.input[2] if len(node.input) > 2 else "")
     convs = [w for w, (op, _) in firsts.items() if op == "Conv"]
@@ -51,6 +53,19 @@ def _weights(model: onnx.ModelProto, net: torch.nn.Module) -> dict[str, tuple[st
         raise FerEdgeError(f"{len(convs)} convolutions and {len(gemms)} linear layers, not the "
                            f"{len(conv_layers)} and {len(head_layers)} of its arch (an ensemble, or not a fer-edge export)")
     return {layer: (w, firsts[w][1]) for layer, w in zip(conv_layers + head_layers, convs + gemms)}
+
+
+def channels_last_head(model: onnx.ModelProto) -> bool:
+    """Whether the graph's grid head flattens its cells channels-last (export/grid_head.py)."""
+    return any(n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute) for n in model.graph.node)
+
+
+def from_channels_last(weight: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
+    """A grid head's Linear weights over (cell, channel) inputs, back in the trained (channel, cell) order."""
+    grid = net.head[0].output_size
+    grid = grid if isinstance(grid, int) else grid[0]
+    out, cells = weight.shape[0], grid * grid
+    return weight.view(out, cells, -1).permute(0, 2, 1).reshape(out, -1)
 
 
 def _values(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]:
@@ -106,6 +121,8 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
     batchnorms = {}  # name -> (its conv, the BatchNorm, the folded bias)
     for prefix, (w, b) in layers.items():
         weight = torch.from_numpy(values[w])
+        if prefix.startswith("head") and channels_last_head(model):
+            weight = from_channels_last(weight, net)
         if weight.shape != state[f"{prefix}.weight"].shape:
             raise FerEdgeError(f"{path}: {prefix} has shape {tuple(weight.shape)}, {arch} needs {tuple(state[f'{prefix}.weight'].shape)}")
         state[f"{prefix}.weight"] = weight
