@@ -303,7 +303,7 @@ def test_info_json_is_machine_readable(tiny_model, tmp_path, monkeypatch):
     if prov["runs_on"] == "CPU" and "CUDAExecutionProvider" in prov["available"]:
         assert prov["why_not"]  # onnxruntime-gpu without a working GPU: the reason is machine-readable too
     assert isinstance(facts["gpu"]["driver"], bool) and facts["home"] == str(tmp_path / "home")
-    assert facts["shipped_models"]["fast"]["arch"] == "fernet-t2" and facts["model"]["path"] == str(tiny_model)
+    assert facts["shipped_models"]["fast"]["arch"] == "fernet-t2g" and facts["model"]["path"] == str(tiny_model)
 
 
 def test_classify_never_imports_torch(photos, tiny_model):

@@ -52,7 +52,7 @@ def test_fast_student_recipe_trains_exports_and_scores_each_run_on_the_cpu(tmp_p
     for name in ("scratch-a", "scratch-b", "finetune"):
         assert f"{name}: int8: val acc" in done.stdout, done.stdout
         config = json.loads((runs / name / "config.json").read_text())
-        assert config["arch"] == "fernet-t2" and config["teachers"] == [str(runs / "teacher.pt")] and config["teacher_tta"]
+        assert config["arch"] == "fernet-t2g" and config["teachers"] == [str(runs / "teacher.pt")] and config["teacher_tta"]
         assert config["init"] == (str(ROOT / "assets" / "fer-edge-fast.onnx") if name == "finetune" else "")
         meta = {p.key: p.value for p in onnx.load(str(runs / f"{name}.onnx")).metadata_props}
-        assert meta["arch"] == "fernet-t2" and "moving-average activation ranges" in meta["quantization"], meta
+        assert meta["arch"] == "fernet-t2g" and "moving-average activation ranges" in meta["quantization"], meta
