@@ -444,3 +444,21 @@ def test_tilted_faces_are_levelled_before_cropping(tiny_model, astronaut, yunet_
     np.testing.assert_array_equal(calls[-1][0], level)  # the recognizer crops it level
     rec.predict(big)
     np.testing.assert_array_equal(calls[-1][0], ref)  # and leaves a near-upright face alone
+
+
+def test_op_profile_sums_onnxruntime_kernel_time_per_operator(tmp_path, capsys, monkeypatch):
+    """benchmarks/op_profile.py: the per-operator table that found the slow uint8 first pool."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("op_profile", Path(__file__).parents[1] / "benchmarks" / "op_profile.py")
+    op_profile = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(op_profile)
+    model = make_tiny_model(tmp_path / "tiny.onnx")
+    times = op_profile.kernel_times(model, threads=1, batch=4, runs=5)
+    assert times and all(t > 0 for t in times.values())
+    assert {"Softmax"} <= set(times)  # the tiny model's last op ran and was timed
+    monkeypatch.setattr(sys, "argv", ["op_profile.py", str(model), "--runs", "3", "--batch", "2"])
+    op_profile.main()
+    out = capsys.readouterr().out
+    assert "tiny.onnx" in out and "Softmax" in out and "total" in out
