@@ -25,7 +25,7 @@ class FerNetSpec:
     head_grid: int = 1
 
 
-# Named sizes (train/README.md measures each). The shipped models are a fernet-m (default) and a fernet-t2 (fast).
+# Named sizes (train/README.md measures each). The shipped models are a fernet-m (default) and a fernet-t2g (fast).
 FERNET_SIZES: dict[str, FerNetSpec] = {
     "fernet-t": FerNetSpec(widths=(16, 32, 64, 128), depths=(1, 2, 2, 2), dropout=0.2),
     # fernet-t's speed through int8 onnxruntime with 3x its weights and 2x its MACs: the 48x48 and 24x24 stages
