@@ -41,7 +41,7 @@ def _weights(model: onnx.ModelProto, net: torch.nn.Module) -> dict[str, tuple[st
     for node in model.graph.node:
         if node.op_type == "Slice" or mirrored.intersection(node.input):
             mirrored.update(node.output)
-        elif node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute):
+        elif _is_grid_pool(node):
             continue  # a grid head's pool as a depthwise conv (export/grid_head.py): no trained weights
         elif node.op_type in ("Conv", "Gemm"):
             firsts[node.input[1]] = (node.op_type, node.input[2] if len(node.input) > 2 else "")
@@ -55,9 +55,9 @@ def _weights(model: onnx.ModelProto, net: torch.nn.Module) -> dict[str, tuple[st
     return {layer: (w, firsts[w][1]) for layer, w in zip(conv_layers + head_layers, convs + gemms)}
 
 
-def channels_last_head(model: onnx.ModelProto) -> bool:
-    """Whether the graph's grid head flattens its cells channels-last (export/grid_head.py)."""
-    return any(n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute) for n in model.graph.node)
+def _is_grid_pool(node: onnx.NodeProto) -> bool:
+    """A grouped conv: FerNet has none, so it is a grid head's pool, whose cells then flatten channels-last."""
+    return node.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in node.attribute)
 
 
 def from_channels_last(weight: torch.Tensor, net: torch.nn.Module) -> torch.Tensor:
@@ -119,9 +119,10 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
 
     # conv weights are the folded ones; each BatchNorm (the module after its conv) starts as "add the folded bias"
     batchnorms = {}  # name -> (its conv, the BatchNorm, the folded bias)
+    channels_last_head = any(_is_grid_pool(n) for n in model.graph.node)
     for prefix, (w, b) in layers.items():
         weight = torch.from_numpy(values[w])
-        if prefix.startswith("head") and channels_last_head(model):
+        if prefix.startswith("head") and channels_last_head:
             weight = from_channels_last(weight, net)
         if weight.shape != state[f"{prefix}.weight"].shape:
             raise FerEdgeError(f"{path}: {prefix} has shape {tuple(weight.shape)}, {arch} needs {tuple(state[f'{prefix}.weight'].shape)}")
