@@ -28,6 +28,8 @@ from fer_edge.contract import INPUT_NAME, INPUT_SIZE, LABELS, OUTPUT_NAME, PIXEL
 from fer_edge.errors import FerEdgeError, UsageError
 
 from .fp32_pool import pool_before_relu
+from . import gated
+from .gated import GATE_SCOPE
 from .grid_head import export_form
 from ..train.checkpoint import check_same_data, load_checkpoint, model_from_checkpoint
 from ..train.data import Dataset, load_dataset
@@ -91,7 +93,7 @@ def _to_onnx(wrapper: ContractModel, path: Path, opset: int) -> None:
         )
 
 
-def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization: str, val_acc: float | None) -> dict[str, str]:
+def _metadata(ckpts: list[dict], wrapper: nn.Module, tta: bool, quantization: str, val_acc: float | None) -> dict[str, str]:
     cfgs = [c["config"] for c in ckpts]
     archs = [c["arch"] for c in cfgs]
 
@@ -100,7 +102,12 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
 
     accs = [float(c.get("val_acc", c.get("best_acc", float("nan")))) for c in ckpts]
     members = {}
-    if len(ckpts) > 1:
+    gate = getattr(wrapper, "gate", None)
+    if gate is not None:  # a gated graph (export/gated.py): the generalist's figures first, then the specialist's
+        members["gate"] = json.dumps(gate.describe())
+        members["specialist"] = json.dumps({"arch": cfgs[1]["arch"], "epochs": ckpts[1].get("epoch", -1),
+                                            "tta": wrapper.specialist_tta})
+    elif len(ckpts) > 1:
         members["ensemble"] = json.dumps(
             [{"arch": cfg["arch"], "seed": cfg.get("seed"), "epochs": c.get("epoch", -1) + 1, "val_accuracy_checkpoint": round(acc, 5)}
              for c, cfg, acc in zip(ckpts, cfgs, accs)]
@@ -116,7 +123,8 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
              "crop": "square face box with margin, grayscale, 48x48 area resize"}
         ),
         contract.META_OUTPUT: "probabilities",
-        "arch": archs[0] if len(archs) == 1 else f"ensemble of {len(archs)}: {joined(archs)}",
+        "arch": archs[0] if len(archs) == 1 else (f"gated: {archs[0]}, {archs[1]} specialist" if gate is not None
+                                                  else f"ensemble of {len(archs)}: {joined(archs)}"),
         "params": str(sum(count_params(m) for m in wrapper.trained_members)),
         "macs": str(sum(count_macs(m) for m in wrapper.trained_members)),  # per view; TTA doubles it
         "training_data_sha256": cfgs[0].get("data_sha256", ""),
@@ -126,7 +134,7 @@ def _metadata(ckpts: list[dict], wrapper: ContractModel, tta: bool, quantization
         "val_accuracy": "" if val_acc is None else f"{val_acc:.5f}",
         **members,
         # a weight soup names its ingredients (train/soup.py): the card's lineage, inside the file
-        **({"soup": json.dumps(cfgs[0]["soup"])} if len(ckpts) == 1 and "soup" in cfgs[0] else {}),
+        **({"soup": json.dumps(cfgs[0]["soup"])} if (len(ckpts) == 1 or gate is not None) and "soup" in cfgs[0] else {}),
         "tta": json.dumps(tta),
         "temperature": f"{wrapper.temperature:.4f}",
         "quantization": quantization,
@@ -262,6 +270,8 @@ def _keep_fp32(path: Path) -> list[str]:
         if node.op_type in ("Gemm", "MatMul") or head_outputs.intersection(node.input):
             keep.append(node.name)
             head_outputs.update(node.output)
+        elif node.name.startswith(f"/{GATE_SCOPE}/"):  # a gated graph's gate (export/gated.py): a measure, not a net
+            keep.append(node.name)
     for node in graph.node:
         if node.op_type != "Conv":
             continue
@@ -269,7 +279,7 @@ def _keep_fp32(path: Path) -> list[str]:
         stack, first = list(node.input[:1]), True
         while stack:
             src = produced_by.get(stack.pop())
-            if src is None:
+            if src is None or src.name.startswith(f"/{GATE_SCOPE}/"):  # the gate's own convs measure, not classify
                 continue
             if src.op_type == "Conv":
                 first = False
@@ -303,12 +313,18 @@ def export(
     log=print,
     calibrate: bool = False,
     int8_calibration: str = "minmax",
+    specialist: Path | None = None,
+    specialist_tta: bool = False,
 ) -> ExportResult:
     _calibrator(int8_calibration)  # a typo fails before minutes of export, not after
     checkpoints = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(c) for c in checkpoints]
-    ckpts, models = _load_members(checkpoints)
-    wrapper = ContractModel(models, tta=tta).eval()
-    if len(models) > 1:
+    if specialist is not None and len(checkpoints) > 1:
+        raise UsageError("--specialist gates one generalist checkpoint, not an ensemble")
+    ckpts, models = _load_members(checkpoints + ([Path(specialist)] if specialist is not None else []))
+    if specialist is not None:
+        log(f"gated: {ckpts[0]['config']['arch']} for sharp faces, {checkpoints[0].name} beside the low-resolution "
+            f"specialist {Path(specialist).name}{' with flip TTA' if specialist_tta else ''} for faces with little detail")
+    elif len(models) > 1:
         log(f"ensemble of {len(models)}: " + ", ".join(f"{c['config']['arch']} (seed {c['config'].get('seed')})" for c in ckpts))
 
     data_path = Path(data) if data else Path(ckpts[0]["config"].get("data", ""))
@@ -319,13 +335,30 @@ def export(
         )
     ds: Dataset = load_dataset(data_path)
     val = ds["val"] if ds.has("val") else ds["train"]
+    calibration = calibration_faces(ds["train"].x)
+    if specialist is None:
+        def make_wrapper(temperature: float = 1.0) -> nn.Module:
+            return ContractModel(models, tta=tta, temperature=temperature).eval()
+    else:
+        fit_x = gated.fitting_faces(val.x)
+        gate = gated.fit_gate(models[0], models[1], fit_x, np.tile(val.y, len(fit_x) // len(val.x)), tta, specialist_tta, log)
+        # int8 ranges for the specialist need faces that reach it: half the calibration faces corrupted, shuffled
+        # so that every calibration batch holds some
+        calibration = gated.fitting_faces(calibration, copies=1)
+        calibration = calibration[np.random.default_rng(0).permutation(len(calibration))]
+
+        def make_wrapper(temperature: float = 1.0) -> nn.Module:
+            return gated.GatedModel(models[0], models[1], gate, tta=tta, specialist_tta=specialist_tta, temperature=temperature).eval()
+    wrapper = make_wrapper()
+    # parity on faces the specialist sees too, when there is one
+    parity_faces = np.concatenate([val.x[:512], gated.fitting_faces(val.x[:128], copies=1)[128:]])
     out.parent.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         _to_onnx(wrapper, fp32, opset)
         _write_metadata(fp32, _metadata(ckpts, wrapper, tta, "none", None))
-        worst, n = check_parity(wrapper, fp32, val.x[:512])
+        worst, n = check_parity(wrapper, fp32, parity_faces)
         log(f"parity: onnxruntime vs torch on {n} faces (16 random, {n - 16} real): max |diff| {worst:.2e}, argmax agrees")
 
         if calibrate:  # fit a temperature on the validation split; bake it in only if it lowers the ECE there
@@ -337,16 +370,16 @@ def export(
             log(f"calibration on val: temperature {t:.3f}, ECE {100 * before:.2f}% -> {100 * after:.2f}%"
                 + ("" if after < before else "; not applied"))
             if after < before:
-                wrapper = ContractModel(models, tta=tta, temperature=t).eval()
+                wrapper = make_wrapper(t)
                 _to_onnx(wrapper, fp32, opset)
                 _write_metadata(fp32, _metadata(ckpts, wrapper, tta, "none", None))
-                worst, n = check_parity(wrapper, fp32, val.x[:512])
+                worst, n = check_parity(wrapper, fp32, parity_faces)
         val_acc = float((_ort_probs(_ort_session(fp32), val.x).argmax(1) == val.y).mean())
         result = ExportResult(out, checkpoints, worst, n, val_acc)
         final = fp32
         if int8:
             q = Path(tmp) / "int8.onnx"
-            quantize_int8(fp32, q, calibration_faces(ds["train"].x), int8_calibration)
+            quantize_int8(fp32, q, calibration, int8_calibration)
             q_acc = float((_ort_probs(_ort_session(q), val.x).argmax(1) == val.y).mean())
             ranges = "" if int8_calibration == "minmax" else f", {int8_calibration} activation ranges"
             _write_metadata(q, _metadata(ckpts, wrapper, tta, f"int8 static QDQ, per-channel weights{ranges}", q_acc))

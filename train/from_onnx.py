@@ -29,18 +29,23 @@ from .evaluate import normalize
 from .models import FERNET_SIZES, build_model
 
 
-def _weights(model: onnx.ModelProto, net: torch.nn.Module) -> dict[str, tuple[str, str]]:
+def _weights(model: onnx.ModelProto, net: torch.nn.Module, scope: str = "") -> dict[str, tuple[str, str]]:
     """State-dict prefix (features.3, head.3) -> the graph's names of that layer's weight and bias.
 
     Node names are no guide (quantisation renames a Conv whose ReLU it absorbed, constant folding gives each
     view its own copy of a weight), so the layers are matched by order on the first view: the graph is
-    topologically sorted, and the mirrored view is everything downstream of the flip (a Slice).
+    topologically sorted, and the mirrored view is everything downstream of the flip (a Slice). In a gated
+    graph (export/gated.py) only the nodes under `scope` (/generalist/ or /specialist/) count: the export
+    keeps those names.
     """
     mirrored: set[str] = set()
     firsts: dict[str, tuple[str, str]] = {}
     for node in model.graph.node:
-        if node.op_type == "Slice" or mirrored.intersection(node.input):
+        # the flip is a Slice with steps (-1); a gated graph also slices shapes, without steps, to route faces
+        if (node.op_type == "Slice" and len(node.input) == 5) or mirrored.intersection(node.input):
             mirrored.update(node.output)
+        elif scope and not node.name.startswith(f"/{scope}/"):
+            continue
         elif _is_grid_pool(node):
             continue  # a grid head's pool as a depthwise conv (export/grid_head.py): no trained weights
         elif node.op_type in ("Conv", "Gemm"):
@@ -89,11 +94,13 @@ def _values(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8192, batch: int = 512) -> dict:
+def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8192, batch: int = 512,
+                         member: str = "generalist") -> dict:
     """A checkpoint (the dict a best.pt holds) whose model computes what `path` computes per view.
 
     faces: uint8 [N, 48, 48], the faces the BatchNorm statistics are measured on (the training faces); at
-    most max_faces of them, evenly spaced, which pins the statistics to well under a percent.
+    most max_faces of them, evenly spaced, which pins the statistics to well under a percent. member: which
+    net of a gated graph (generalist or specialist); a single-model file has one.
     """
     path = Path(path)
     if not len(faces):
@@ -103,13 +110,18 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
     except Exception as e:
         raise FerEdgeError(f"{path}: not an ONNX file ({type(e).__name__})") from None
     meta = {p.key: p.value for p in model.metadata_props}
-    arch = meta.get("arch", "")
+    arch, scope, which = meta.get("arch", ""), "", 0
+    if arch.startswith("gated: "):  # "gated: fernet-m, fernet-m specialist"
+        if member not in ("generalist", "specialist"):
+            raise UsageError(f"{path}: a gated graph holds a generalist and a specialist, not {member!r}")
+        scope, which = member, int(member == "specialist")
+        arch = arch.removeprefix("gated: ").removesuffix(" specialist").split(", ")[which]
     if arch not in FERNET_SIZES:
         raise FerEdgeError(f"{path}: arch {arch or 'unknown'!r} is not a FerNet; only fer-edge's own exports of one FerNet can be trained on")
     net = build_model(arch, num_classes=len(LABELS)).eval()
     state = net.state_dict()
     try:
-        layers = _weights(model, net)
+        layers = _weights(model, net, scope)
     except FerEdgeError as e:
         raise FerEdgeError(f"{path}: {e}; only one FerNet exported by fer-edge can be trained on") from None
     try:
@@ -167,21 +179,23 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
         "model": state,
         "config": {"arch": arch, "data_sha256": meta.get("training_data_sha256", ""), "from_onnx": str(path)},
         "labels": list(LABELS),
-        "epoch": int(meta.get("train_epochs", "0") or 0) - 1,
-        "best_acc": float(meta.get("val_accuracy") or meta.get("val_accuracy_checkpoint") or 0),
+        "epoch": int((meta.get("train_epochs", "0") or "0").split(",")[which]) - 1,
+        "best_acc": float((meta.get("val_accuracy") if not scope else "") or meta.get("val_accuracy_checkpoint", "").split(",")[which] or 0),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_edge.train.from_onnx", description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the checkpoint to write (.pt)")
-    parser.add_argument("onnx", type=Path, help="a single-model FerNet exported by fer-edge (int8 or fp32)")
+    parser.add_argument("onnx", type=Path, help="a FerNet exported by fer-edge (int8 or fp32), alone or gated")
+    parser.add_argument("--member", choices=("generalist", "specialist"), default="generalist",
+                        help="which net of a gated graph (a single-model file has one)")
     parser.add_argument("--data", required=True, help="the training data (CSV, .npz or image folders): its training faces set the BatchNorm statistics")
     args = parser.parse_args(argv)
     try:
         if args.out.suffix != ".pt":
             raise UsageError(f"{args.out}: name the checkpoint .pt")
-        ckpt = checkpoint_from_onnx(args.onnx, load_dataset(args.data)["train"].x)
+        ckpt = checkpoint_from_onnx(args.onnx, load_dataset(args.data)["train"].x, member=args.member)
         save_atomic(ckpt, args.out)
     except (FerEdgeError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

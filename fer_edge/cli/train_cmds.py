@@ -214,6 +214,8 @@ def export(
     int8: Annotated[bool, typer.Option(help="Static int8 quantisation calibrated on training faces.")] = False,
     opset: Annotated[int, typer.Option(min=13, max=21, help="ONNX opset to export with.")] = 17,
     calibrate: Annotated[bool, typer.Option(help="Fit a temperature on the validation split and bake it into the graph when it lowers the expected calibration error.")] = False,
+    specialist: Annotated[Optional[Path], typer.Option(help="A low-resolution specialist checkpoint (python -m fer_edge.train.specialist): the graph hands it each face with little fine detail (small or blurred), by a gate fitted on the validation faces; sharp faces keep the --checkpoint's answer at its cost.")] = None,
+    specialist_tta: Annotated[bool, typer.Option("--specialist-tta/--no-specialist-tta", help="The specialist also reads the mirrored face (2x its cost on the faces it gets).")] = False,
     int8_calibration: Annotated[Int8Calibration, typer.Option(help="How --int8 sets activation ranges from 1,024 training faces: minmax (their extremes), moving-average (the extremes' mean over batches; fewer faces change class against fp32) or percentile (99.999%).")] = Int8Calibration.minmax,
 ) -> None:
     """Export a checkpoint (or an ensemble) to ONNX under the runtime contract, with a parity check against torch."""
@@ -230,7 +232,7 @@ def export(
         console.print(f"exporting the latest run's checkpoint: {checkpoint[0]}")
     try:
         result = do_export(checkpoint, out, data=data, tta=tta, int8=int8, opset=opset, log=console.print, calibrate=calibrate,
-                           int8_calibration=int8_calibration.value)
+                           int8_calibration=int8_calibration.value, specialist=specialist, specialist_tta=specialist_tta)
     except OSError as e:  # a folder that cannot hold files (/proc), no space, no permission
         raise FerEdgeError(f"{out}: cannot write the model there ({e.strerror or e})") from None
     acc = f"; val acc {100 * result.val_acc:.2f}%" if result.val_acc is not None else ""
