@@ -1,7 +1,10 @@
 """Faces per second of ONNX emotion models through onnxruntime, at batch 1, 64 and more.
 
     python benchmarks/classifier_speed.py [MODEL.onnx | default | fast ...] [--threads 2] [--seconds 3]
-        [--device auto|cpu|cuda|tensorrt|...] [--batches 1,64,256] [--io-binding both]
+        [--device auto|cpu|cuda|tensorrt|...] [--batches 1,64,256] [--io-binding both] [--blur SIGMA]
+
+The faces are random pixels: sharp, so a gated model (`fer-edge export --specialist`) hands none of them to its
+specialist. `--blur 3` smooths them first, so that it hands it every one: its slowest case.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import cv2
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -17,8 +21,10 @@ from fer_edge.classifier import ExpressionClassifier
 from fer_edge.recognizer import resolve_model
 
 
-def faces_per_second(clf: ExpressionClassifier, batch: int, seconds: float) -> float:
+def faces_per_second(clf: ExpressionClassifier, batch: int, seconds: float, blur: float = 0.0) -> float:
     x = np.random.default_rng(0).integers(0, 256, (batch, 48, 48), dtype=np.uint8)
+    if blur > 0:
+        x = np.stack([cv2.GaussianBlur(f, (0, 0), blur, borderType=cv2.BORDER_REPLICATE) for f in x])
     for _ in range(5):
         clf.predict_probs(x, batch=batch)
     n, t0 = 0, time.perf_counter()
@@ -35,20 +41,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, tensorrt, ...: what runs is printed")
     ap.add_argument("--batches", default="1,64", help="comma-separated batch sizes")
+    ap.add_argument("--blur", type=float, default=0.0, help="Gaussian blur sigma for the random faces (0: sharp)")
     ap.add_argument("--io-binding", choices=("off", "on", "both"), default="off", help="onnxruntime I/O binding")
     args = ap.parse_args()
     models = [resolve_model(m) for m in args.models] or [resolve_model(None)]
     batches = [int(b) for b in args.batches.split(",")]
     bindings = {"off": [False], "on": [True], "both": [False, True]}[args.io_binding]
 
-    table = Table(title=f"onnxruntime, --device {args.device}, {args.threads} CPU threads")
+    blurred = f", faces blurred with sigma {args.blur:g}" if args.blur > 0 else ""
+    table = Table(title=f"onnxruntime, --device {args.device}, {args.threads} CPU threads{blurred}")
     for col in ("model", "arch", "TTA", "quant", "MB", "runs on", "I/O binding", "batch 1 ms",
                 *(f"batch {b} faces/s" for b in batches)):
         table.add_column(col, justify="right" if "faces" in col or col in ("MB", "batch 1 ms") else "left")
     for m in models:
         for binding in bindings:
             clf = ExpressionClassifier.from_path(m, device=args.device, threads=args.threads, io_binding=binding)
-            speeds = {b: faces_per_second(clf, b, args.seconds) for b in batches}
+            speeds = {b: faces_per_second(clf, b, args.seconds, args.blur) for b in batches}
             meta = clf.info.metadata
             table.add_row(m.name, meta.get("arch", "?")[:24], meta.get("tta", "?"), meta.get("quantization", "?")[:10],
                           f"{m.stat().st_size / 1e6:.2f}", clf.providers.name, "on" if binding else "off",

@@ -342,6 +342,9 @@ def export(
     else:
         fit_x = gated.fitting_faces(val.x)
         gate = gated.fit_gate(models[0], models[1], fit_x, np.tile(val.y, len(fit_x) // len(val.x)), tta, specialist_tta, log)
+        if float(gate.g_max) < 2 * gated.MIN_SHARE:
+            raise FerEdgeError(f"{Path(specialist).name} does not help {checkpoints[0].name} on any face (the fitted gate gives it "
+                               f"at most {100 * float(gate.g_max):.1f}% of an answer): export without --specialist")
         # int8 ranges for the specialist need faces that reach it: half the calibration faces corrupted, shuffled
         # so that every calibration batch holds some
         calibration = gated.fitting_faces(calibration, copies=1)

@@ -121,6 +121,11 @@ def test_each_net_of_a_gated_graph_reads_back(two_runs, tmp_path, monkeypatch, c
     two = runner.invoke(app, ["export", str(tmp_path / "x.onnx"), "--data", str(data), "--checkpoint", str(gen),
                               "--checkpoint", str(spec), "--specialist", str(spec)])
     assert two.exit_code == 2 and "one generalist" in two.stderr and "Traceback" not in two.output
+    # a specialist the fit gives (almost) nothing to is refused, not shipped as dead weight
+    monkeypatch.setattr(gated, "fit_gate", lambda *a, **k: gated.Gate((-1.0, -1.0), -4.0, 0.01))
+    useless = runner.invoke(app, ["export", str(tmp_path / "y.onnx"), "--data", str(data), "--checkpoint", str(gen),
+                                  "--specialist", str(spec)])
+    assert useless.exit_code == 1 and "does not help" in useless.stderr and not (tmp_path / "y.onnx").exists()
 
 
 def test_the_gate_fit_routes_faces_to_the_net_that_reads_them():
