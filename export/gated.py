@@ -99,16 +99,17 @@ class GatedModel(nn.Module):
         return probs
 
 
-def fitting_faces(x: np.ndarray, copies: int = 2, seed: int = 0) -> np.ndarray:
+def fitting_faces(x: np.ndarray, copies: int = 2, seed: int = 0, kinds: tuple[str, ...] = ()) -> np.ndarray:
     """The faces the gate is fitted on: each face clean, and `copies` times under one of the trainer's camera
-    corruptions at a random strength (blur, low resolution, noise, JPEG, exposure, contrast; augment.corrupt)."""
+    corruptions at a random strength (`kinds`, default all: blur, low resolution, noise, JPEG, exposure,
+    contrast; augment.corrupt)."""
     from fer_edge.train.augment import CORRUPTIONS, corrupt
 
     gen = torch.Generator().manual_seed(seed)
     x01 = torch.from_numpy(x).float().unsqueeze(1) / 255.0
     out = [x]
     for _ in range(copies):
-        y = corrupt(x01, 1.0, CORRUPTIONS, gen)
+        y = corrupt(x01, 1.0, kinds or CORRUPTIONS, gen)
         out.append((y[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy())
     return np.concatenate(out)
 

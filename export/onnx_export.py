@@ -105,8 +105,8 @@ def _metadata(ckpts: list[dict], wrapper: nn.Module, tta: bool, quantization: st
     gate = getattr(wrapper, "gate", None)
     if gate is not None:  # a gated graph (export/gated.py): the generalist's figures first, then the specialist's
         members["gate"] = json.dumps(gate.describe())
-        members["specialist"] = json.dumps({"arch": cfgs[1]["arch"], "epochs": ckpts[1].get("epoch", -1),
-                                            "tta": wrapper.specialist_tta})
+        members["specialist"] = json.dumps({"arch": cfgs[1]["arch"], "epochs": ckpts[1].get("epoch", -1) + 1,
+                                            "tta": wrapper.specialist_tta, **cfgs[1].get("specialist", {})})
     elif len(ckpts) > 1:
         members["ensemble"] = json.dumps(
             [{"arch": cfg["arch"], "seed": cfg.get("seed"), "epochs": c.get("epoch", -1) + 1, "val_accuracy_checkpoint": round(acc, 5)}
@@ -345,9 +345,10 @@ def export(
         if float(gate.g_max) < 2 * gated.MIN_SHARE:
             raise FerEdgeError(f"{Path(specialist).name} does not help {checkpoints[0].name} on any face (the fitted gate gives it "
                                f"at most {100 * float(gate.g_max):.1f}% of an answer): export without --specialist")
-        # int8 ranges for the specialist need faces that reach it: half the calibration faces corrupted, shuffled
-        # so that every calibration batch holds some
-        calibration = gated.fitting_faces(calibration, copies=1)
+        # int8 ranges for the specialist need faces that reach it: the calibration faces again, blurred or shrunk
+        # (what the specialist is for; noise would widen the generalist's ranges), shuffled so that every
+        # calibration batch holds some
+        calibration = gated.fitting_faces(calibration, copies=1, kinds=("blur", "low-res"))
         calibration = calibration[np.random.default_rng(0).permutation(len(calibration))]
 
         def make_wrapper(temperature: float = 1.0) -> nn.Module:

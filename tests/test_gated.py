@@ -182,4 +182,5 @@ def test_the_specialist_trains_on_what_the_suite_and_the_crop_step_do_to_small_f
                                      "--threads", "1", "--batch", "32"])
     specialist.main()
     ckpt = load_checkpoint(out)
-    assert ckpt["config"]["arch"] == "fernet-t" and ckpt["epoch"] >= 1
+    assert ckpt["config"]["arch"] == "fernet-t" and ckpt["epoch"] >= 0 and 0 <= ckpt["best_acc"] <= 1
+    assert ckpt["config"]["specialist"]["px"] == [10, 16]

@@ -98,6 +98,9 @@ def main() -> None:
     teacher = Teacher([str(args.teacher)], device, train.x, log=lambda m: print(m, flush=True))
     views = {"clean": val.x, "16 px": down_up(val.x, 16), "12 px": down_up(val.x, 12), "blur 2.5": blur(val.x, 2.5)}
 
+    settings = {"px": list(px), "blur_share": args.blur_share, "minutes": args.minutes, "lr": args.lr, "seed": args.seed,
+                "teacher": Path(args.teacher).name, "start": Path(args.start).name}
+
     def score(label: str) -> dict[str, float]:
         accs = {k: 100 * float((torch_probs(model, x, device, tta=True).argmax(1) == val.y).mean()) for k, x in views.items()}
         print(f"{label}: " + ", ".join(f"{k} {a:.2f}%" for k, a in accs.items()), flush=True)
@@ -131,9 +134,12 @@ def main() -> None:
             opt.step()
             if time.time() - t0 >= budget:
                 break
-        state = {**{k: v for k, v in ckpt.items() if k != "ema"}, "model": model.state_dict(), "epoch": epoch}
+        accs = score(f"epoch {epoch} ({time.time() - t0:.0f}s, lr {opt.param_groups[0]['lr']:.4f})")
+        # the trainer's conventions: epoch counts from 0, best_acc is the clean validation accuracy
+        state = {**{k: v for k, v in ckpt.items() if k != "ema"}, "model": model.state_dict(), "epoch": epoch - 1,
+                 "best_acc": accs["clean"] / 100, "config": {**ckpt["config"], "specialist": settings}}
         save_atomic(state, args.out)
-        acc = score(f"epoch {epoch} ({time.time() - t0:.0f}s, lr {opt.param_groups[0]['lr']:.4f})")[key]
+        acc = accs[key]
         if acc > best:
             best = acc
             save_atomic(state, args.out.with_suffix(".best.pt"))
