@@ -7,7 +7,8 @@ low-resolution rows (its worst case is a face 12 px tall, upscaled to 48 as the 
 Fine-tunes the checkpoint on training faces that all pass through the suite's down-up to --px (after the
 trainer's shift, turn, scale and erasing), taught by --teacher's probabilities of the *clean* face (0.7 of the
 loss at temperature 4, 0.3 true labels with label smoothing 0.1; SGD, Nesterov, cosine to zero by the
-deadline). Each epoch scores PublicTest clean and at 24, 16 and 12 px through the suite's own OpenCV code, in
+deadline; bf16 where the CPU has it natively: the loop is the specialist's, `fer_edge.train.specialist.fine_tune`,
+with one size and no blur; session 41's probe ran the same in fp32). Each epoch scores PublicTest clean and at 24, 16 and 12 px through the suite's own OpenCV code, in
 fp32 with flip TTA (what an exported --tta graph computes). A shipped .onnx is read back first:
 `python -m fer_edge.train.from_onnx X.pt X.onnx --data ...`.
 """
@@ -15,25 +16,20 @@ fp32 with flip TTA (what an exported --tta graph computes). A shipped .onnx is r
 from __future__ import annotations
 
 import argparse
-import math
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
-from fer_edge.train.augment import AugmentConfig, augment
 from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
 from fer_edge.train.corruptions import down_up
 from fer_edge.train.data import load_dataset
 from fer_edge.train.evaluate import torch_probs
-from fer_edge.train.trainer import Teacher
+from fer_edge.train.specialist import fine_tune
+from fer_edge.train.trainer import Teacher, fast_math
 
 SIZES = (24, 16, 12)
-KD_T, KD_ALPHA = 4.0, 0.7
 
 
 def main() -> None:
@@ -63,7 +59,7 @@ def main() -> None:
     views = {"clean": val.x, **{f"{p} px": down_up(val.x, p) for p in SIZES}}
 
     table = Table(title=f"{args.checkpoint.name} trained on {args.px} px faces only: PublicTest ({len(val)} faces), "
-                        "fp32, flip TTA")
+                        "scored in fp32, flip TTA")
     for col in ("after", "lr", *views):
         table.add_column(col, justify="right")
 
@@ -76,39 +72,20 @@ def main() -> None:
 
     start = score("start", "-")[f"{args.px} px"]
     best = -1.0
-    xs, ys = torch.from_numpy(train.x), torch.from_numpy(train.y).long()
-    aug = AugmentConfig(rotate=15, scale=0.15)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    budget, t0, epoch = args.minutes * 60, time.time(), 0
-    while time.time() - t0 < budget:
-        model.train()
-        epoch += 1
-        order = torch.randperm(len(xs), generator=gen)
-        for i in range(0, max(len(order) - args.batch + 1, 1), args.batch):
-            idx = order[i : i + args.batch]
-            xb = augment(xs[idx].float().unsqueeze(1) / 255.0, aug, gen)
-            # area down and bilinear up: what corruptions.down_up does with OpenCV
-            xb = F.interpolate(F.interpolate(xb, size=(args.px, args.px), mode="area"), size=(48, 48),
-                               mode="bilinear", align_corners=False)
-            xb = ((xb - PIXEL_MEAN) / PIXEL_STD).contiguous(memory_format=torch.channels_last)
-            for g in opt.param_groups:
-                g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.time() - t0) / budget)))
-            logits = model(xb).float()
-            soft = teacher.soft_targets(xb, KD_T, idx)
-            kd = F.kl_div(F.log_softmax(logits / KD_T, 1), soft, reduction="batchmean") * KD_T**2
-            loss = KD_ALPHA * kd + (1 - KD_ALPHA) * F.cross_entropy(logits, ys[idx], label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if time.time() - t0 >= budget:
-                break
-        acc = score(f"epoch {epoch}", f"{opt.param_groups[0]['lr']:.4f}")[f"{args.px} px"]
+
+    def after_epoch(epoch: int, lr: float, _elapsed: float) -> None:
+        nonlocal best
+        acc = score(f"epoch {epoch}", f"{lr:.4f}")[f"{args.px} px"]
         if acc > best:
             best = acc
             if args.save:
                 save_atomic({**{k: v for k, v in ckpt.items() if k != "ema"}, "model": model.state_dict()}, args.save)
+
+    math_mode = fast_math(torch.device("cpu"), True)
+    fine_tune(model, train.x, train.y, teacher, (args.px, args.px), 0.0, args.minutes, args.lr, args.batch, gen,
+              math_mode.bf16, True, after_epoch)
     console.print(table)
-    console.print(f"{args.px} px: {start:.2f}% at the start, best {best:.2f}% after {epoch} epochs")
+    console.print(f"{args.px} px: {start:.2f}% at the start, best {best:.2f}%")
 
 
 if __name__ == "__main__":

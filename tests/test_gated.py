@@ -184,3 +184,19 @@ def test_the_specialist_trains_on_what_the_suite_and_the_crop_step_do_to_small_f
     ckpt = load_checkpoint(out)
     assert ckpt["config"]["arch"] == "fernet-t" and ckpt["epoch"] >= 0 and 0 <= ckpt["best_acc"] <= 1
     assert ckpt["config"]["specialist"]["px"] == [10, 16]
+
+
+def test_the_low_resolution_ceiling_benchmark_runs_the_same_loop(tmp_path, monkeypatch, capsys):
+    import runpy
+
+    monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
+    data = write_csv(tmp_path / "fer.csv")
+    start = _train_tiny(data, tmp_path / "gen", epochs=1) / "best.pt"
+    saved = tmp_path / "ceiling.pt"
+    monkeypatch.setattr("sys.argv", ["low_res_ceiling.py", str(start), "--data", str(data), "--px", "12", "--minutes", "0.02",
+                                     "--teacher", str(REPO / "fer_edge" / "assets" / "fer-edge.onnx"), "--threads", "1",
+                                     "--batch", "32", "--save", str(saved)])
+    runpy.run_path(str(REPO / "benchmarks" / "low_res_ceiling.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "12 px: " in out and "at the start, best" in out and "epoch 1" in out
+    assert saved.is_file()

@@ -24,6 +24,7 @@ import argparse
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -67,6 +68,40 @@ def degrade(x: torch.Tensor, px: tuple[int, int], blur_share: float, gen: torch.
     return out
 
 
+def fine_tune(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, teacher: Teacher, px: tuple[int, int],
+              blur_share: float, minutes: float, lr: float, batch: int, gen: torch.Generator, bf16: bool,
+              channels_last: bool, after_epoch: Callable[[int, float, float], None]) -> None:
+    """Train `model` in place on degraded faces until the budget ends (cosine to zero by it); after_epoch(epoch
+    from 1, learning rate, seconds so far) after each pass and after the last, partial one."""
+    xs, ys = torch.from_numpy(x), torch.from_numpy(y).long()
+    aug = AugmentConfig(rotate=15, scale=0.15)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    budget, t0, epoch = minutes * 60, time.time(), 0
+    while time.time() - t0 < budget:
+        model.train()
+        epoch += 1
+        order = torch.randperm(len(xs), generator=gen)
+        for i in range(0, max(len(order) - batch + 1, 1), batch):
+            idx = order[i : i + batch]
+            xb = degrade(augment(xs[idx].float().unsqueeze(1) / 255.0, aug, gen), px, blur_share, gen)
+            xb = (xb - PIXEL_MEAN) / PIXEL_STD
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            for g in opt.param_groups:
+                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.time() - t0) / budget)))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = model(xb).float()
+            soft = teacher.soft_targets(xb, KD_T, idx)
+            kd = F.kl_div(F.log_softmax(logits / KD_T, 1), soft, reduction="batchmean") * KD_T**2
+            loss = KD_ALPHA * kd + (1 - KD_ALPHA) * F.cross_entropy(logits, ys[idx], label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if time.time() - t0 >= budget:
+                break
+        after_epoch(epoch, opt.param_groups[0]["lr"], time.time() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
@@ -108,42 +143,21 @@ def main() -> None:
 
     key = f"{px[0]} px" if f"{px[0]} px" in views else "12 px"
     best = score("start")[key]
-    xs, ys = torch.from_numpy(train.x), torch.from_numpy(train.y).long()
-    aug = AugmentConfig(rotate=15, scale=0.15)
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    budget, t0, epoch = args.minutes * 60, time.time(), 0
-    while time.time() - t0 < budget:
-        model.train()
-        epoch += 1
-        order = torch.randperm(len(xs), generator=gen)
-        for i in range(0, max(len(order) - args.batch + 1, 1), args.batch):
-            idx = order[i : i + args.batch]
-            xb = degrade(augment(xs[idx].float().unsqueeze(1) / 255.0, aug, gen), px, args.blur_share, gen)
-            xb = (xb - PIXEL_MEAN) / PIXEL_STD
-            if math_mode.channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            for g in opt.param_groups:
-                g["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.time() - t0) / budget)))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=math_mode.bf16):
-                logits = model(xb).float()
-            soft = teacher.soft_targets(xb, KD_T, idx)
-            kd = F.kl_div(F.log_softmax(logits / KD_T, 1), soft, reduction="batchmean") * KD_T**2
-            loss = KD_ALPHA * kd + (1 - KD_ALPHA) * F.cross_entropy(logits, ys[idx], label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if time.time() - t0 >= budget:
-                break
-        accs = score(f"epoch {epoch} ({time.time() - t0:.0f}s, lr {opt.param_groups[0]['lr']:.4f})")
+
+    def after_epoch(epoch: int, lr: float, elapsed: float) -> None:
+        nonlocal best
+        accs = score(f"epoch {epoch} ({elapsed:.0f}s, lr {lr:.4f})")
         # the trainer's conventions: epoch counts from 0, best_acc is the clean validation accuracy
         state = {**{k: v for k, v in ckpt.items() if k != "ema"}, "model": model.state_dict(), "epoch": epoch - 1,
                  "best_acc": accs["clean"] / 100, "config": {**ckpt["config"], "specialist": settings}}
         save_atomic(state, args.out)
-        acc = accs[key]
-        if acc > best:
-            best = acc
+        if accs[key] > best:
+            best = accs[key]
             save_atomic(state, args.out.with_suffix(".best.pt"))
-    print(f"{key}: best {best:.2f}% after {epoch} epochs; last weights in {args.out}", flush=True)
+
+    fine_tune(model, train.x, train.y, teacher, px, args.blur_share, args.minutes, args.lr, args.batch, gen,
+              math_mode.bf16, math_mode.channels_last, after_epoch)
+    print(f"{key}: best {best:.2f}%; last weights in {args.out}", flush=True)
 
 
 if __name__ == "__main__":
