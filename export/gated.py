@@ -9,7 +9,7 @@ and gives the specialist a share g of the answer:
 
     p = (1 - g) * p_generalist + g * p_specialist,   g = g_max * sigmoid(w . detail + b)
 
-Only faces with g >= MIN_SHARE go through the specialist (the batch is gathered, run and scattered back in
+Only faces with g >= MIN_SHARE (0.1) go through the specialist (the batch is gathered, run and scattered back in
 the graph), so sharp faces cost what the generalist alone costs and get exactly its answer. The gate's four
 numbers are fitted (`fit_gate`) to the two nets' probabilities on validation faces, clean and under the
 trainer's random camera corruptions (not the robustness suite's settings), by log-likelihood.
@@ -26,8 +26,10 @@ from torch import nn
 
 from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
 
-# Faces with a smaller share keep the generalist's answer and never reach the specialist.
-MIN_SHARE = 0.02
+# Faces with a smaller share keep the generalist's answer and never reach the specialist. At 0.1 the shipped
+# gate hands it 5% of clean PublicTest faces (61% at 0.02) for the same accuracy, clean and corrupted, within
+# two faces (runs of session 46, fp32): most real faces are not sharp enough to fall under a smaller share.
+MIN_SHARE = 0.1
 GATE_SCOPE = "gate"  # node names under /gate/ stay fp32 in an int8 export (onnx_export._keep_fp32)
 
 _LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
