@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 pytest.importorskip("torch", reason="the model factory needs the train extra (torch)")
 
 import torch  # noqa: E402
-from conftest import REPO  # noqa: E402
+from conftest import REPO, detail_numpy  # noqa: E402
 from test_train import _train_tiny, write_csv  # noqa: E402
 
 from fer_edge.cli.app import app  # noqa: E402
@@ -28,17 +28,6 @@ def two_runs(tmp_path, monkeypatch) -> tuple[Path, Path, Path]:
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")
     return data, _train_tiny(data, tmp_path / "gen") / "best.pt", _train_tiny(data, tmp_path / "spec", epochs=2, seed=5) / "best.pt"
-
-
-def detail_numpy(faces: np.ndarray) -> np.ndarray:
-    """The gate's measure written again in numpy: log(mean Laplacian^2 / variance) at 48 and at 24 px."""
-    def one(f: np.ndarray) -> np.ndarray:
-        lap = f[:, 1:-1, 2:] + f[:, 1:-1, :-2] + f[:, 2:, 1:-1] + f[:, :-2, 1:-1] - 4 * f[:, 1:-1, 1:-1]
-        return np.log((lap**2).mean((1, 2)) + 1e-6) - np.log(f.var((1, 2)) + 1e-4)
-
-    f = faces.astype(np.float64) / 255
-    half = f.reshape(len(f), 24, 2, 24, 2).mean((2, 4))
-    return np.stack([one(f), one(half)], 1)
 
 
 def sharp_and_blurred(n: int = 6) -> tuple[np.ndarray, np.ndarray]:
