@@ -28,7 +28,7 @@ from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
 
 # Faces with a smaller share keep the generalist's answer and never reach the specialist. At 0.1 the shipped
 # gate hands it 5% of clean PublicTest faces (61% at 0.02) for the same accuracy, clean and corrupted, within
-# two faces (runs of session 46, fp32): most real faces are not sharp enough to fall under a smaller share.
+# two faces (benchmarks/gate_threshold.py, fp32): most real faces are not sharp enough to fall under a smaller share.
 MIN_SHARE = 0.1
 GATE_SCOPE = "gate"  # node names under /gate/ stay fp32 in an int8 export (onnx_export._keep_fp32)
 

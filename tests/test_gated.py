@@ -189,3 +189,24 @@ def test_the_low_resolution_ceiling_benchmark_runs_the_same_loop(tmp_path, monke
     out = capsys.readouterr().out
     assert "12 px: " in out and "at the start, best" in out and "epoch 1" in out
     assert saved.is_file()
+
+
+def test_the_gate_threshold_benchmark_prints_accuracy_and_routing(two_runs, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from fer_edge.export import gated
+
+    data, gen, spec = two_runs
+    monkeypatch.setattr(gated, "fit_gate", lambda *a, **k: gated.Gate((-1.0, -1.0), -4.0, 0.8))
+    path = tmp_path / "gated.onnx"
+    result = runner.invoke(app, ["export", str(path), "--data", str(data), "--checkpoint", str(gen), "--tta",
+                                 "--specialist", str(spec), "--specialist-tta"])
+    assert result.exit_code == 0, result.output
+    proc = subprocess.run([sys.executable, "benchmarks/gate_threshold.py", str(path), str(gen), str(spec), "--data", str(data),
+                           "--thresholds", "0.1,0.9", "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "generalist alone" in proc.stdout and "low-res 12 px" in proc.stdout
+    # nothing reaches a share of 0.9 (g_max is 0.8): that row routes 0% everywhere
+    row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("0.9"))
+    assert row.count("(0%)") == 13, row
