@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
+from .wrap import ContractModel, unit, with_temperature
 
 # Faces with a smaller share keep the generalist's answer and never reach the specialist. At 0.1 the shipped
 # gate hands it 5% of clean PublicTest faces (61% at 0.02) for the same accuracy, clean and corrupted, within
@@ -58,8 +58,9 @@ class Gate(nn.Module):
         self.register_buffer("b", torch.tensor(float(b)))
         self.register_buffer("g_max", torch.tensor(float(g_max)))
 
-    def forward(self, x01: torch.Tensor) -> torch.Tensor:
-        return self.g_max * torch.sigmoid((detail(x01) * self.w).sum(1) + self.b)
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        """uint8 faces [N, 48, 48] -> [N] shares."""
+        return self.g_max * torch.sigmoid((detail(unit(faces)) * self.w).sum(1) + self.b)
 
     def describe(self) -> dict:
         return {"w": [round(float(v), 5) for v in self.w], "b": round(float(self.b), 5),
@@ -67,38 +68,27 @@ class Gate(nn.Module):
                 "detail": "log(mean Laplacian^2 / variance) at 48x48 and 24x24, pixels in [0, 1]"}
 
 
-def _probs(model: nn.Module, x: torch.Tensor, tta: bool) -> torch.Tensor:
-    p = torch.softmax(model(x), dim=1)
-    return (p + torch.softmax(model(torch.flip(x, dims=[3])), dim=1)) * 0.5 if tta else p
-
-
 class GatedModel(nn.Module):
     """uint8 faces [N, 48, 48] -> probabilities [N, 7]: the generalist's, blended with the specialist's on
-    faces with little detail. Same contract as ContractModel; `temperature` is applied after the blend."""
+    faces with little detail. Each net is wrapped as an export wraps one (preprocessing, flip TTA, export
+    form); `temperature` is applied after the blend."""
 
     def __init__(self, generalist: nn.Module, specialist: nn.Module, gate: Gate, tta: bool = False,
                  specialist_tta: bool = False, temperature: float = 1.0):
         super().__init__()
-        from .grid_head import export_form
-
-        self.generalist, self.specialist = export_form(generalist.eval()), export_form(specialist.eval())
+        self.generalist = ContractModel(generalist, tta=tta)
+        self.specialist = ContractModel(specialist, tta=specialist_tta)
         self.trained_members = [generalist, specialist]  # the metadata counts what was trained
         self.gate = gate
         self.tta, self.specialist_tta, self.temperature = tta, specialist_tta, temperature
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        x01 = faces.unsqueeze(1).float() * (1.0 / 255.0)
-        x = (x01 - PIXEL_MEAN) * (1.0 / PIXEL_STD)
-        probs = _probs(self.generalist, x, self.tta)
-        share = self.gate(x01)
+        probs = self.generalist(faces)
+        share = self.gate(faces)
         routed = torch.nonzero(share >= MIN_SHARE).flatten()  # only these faces reach the specialist
         g = share.index_select(0, routed).unsqueeze(1)
-        blended = (1 - g) * probs.index_select(0, routed) + g * _probs(self.specialist, x.index_select(0, routed),
-                                                                        self.specialist_tta)
-        probs = probs.index_copy(0, routed, blended)
-        if self.temperature != 1.0:  # p^(1/T), renormalised
-            probs = torch.softmax(torch.log(probs.clamp_min(1e-12)) * (1.0 / self.temperature), dim=1)
-        return probs
+        blended = (1 - g) * probs.index_select(0, routed) + g * self.specialist(faces.index_select(0, routed))
+        return with_temperature(probs.index_copy(0, routed, blended), self.temperature)
 
 
 def fitting_faces(x: np.ndarray, copies: int = 2, seed: int = 0, kinds: tuple[str, ...] = ()) -> np.ndarray:
@@ -118,10 +108,8 @@ def fitting_faces(x: np.ndarray, copies: int = 2, seed: int = 0, kinds: tuple[st
 
 @torch.no_grad()
 def _member_probs(model: nn.Module, x: np.ndarray, tta: bool, batch: int = 512) -> torch.Tensor:
-    from fer_edge.train.evaluate import normalize
-
-    model.eval()
-    return torch.cat([_probs(model, normalize(torch.from_numpy(x[i : i + batch])), tta) for i in range(0, len(x), batch)])
+    wrapped = ContractModel(model, tta=tta).eval()  # what the graph computes for it
+    return torch.cat([wrapped(torch.from_numpy(x[i : i + batch])) for i in range(0, len(x), batch)])
 
 
 def fit_gate(generalist: nn.Module, specialist: nn.Module, x: np.ndarray, y: np.ndarray, tta: bool,
@@ -129,7 +117,7 @@ def fit_gate(generalist: nn.Module, specialist: nn.Module, x: np.ndarray, y: np.
     """The gate that maximises the blended log-likelihood of the true labels on faces x (uint8 [N, 48, 48])."""
     pg = _member_probs(generalist, x, tta)
     ps = _member_probs(specialist, x, specialist_tta)
-    d = detail(torch.from_numpy(x).float().unsqueeze(1) / 255.0)
+    d = detail(unit(torch.from_numpy(x)))
     yt = torch.from_numpy(np.asarray(y)).long()
     params = torch.tensor([-1.0, -1.0, -4.0, 1.0], requires_grad=True)  # w1, w2, b, logit of g_max
     opt = torch.optim.LBFGS([params], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")

@@ -29,40 +29,13 @@ from fer_edge.errors import FerEdgeError, UsageError
 
 from .fp32_pool import pool_before_relu
 from . import gated
-from .gated import GATE_SCOPE
-from .grid_head import export_form
+from .wrap import ContractModel
 from ..train.checkpoint import check_same_data, load_checkpoint, model_from_checkpoint
 from ..train.data import Dataset, load_dataset
 from ..train.models import count_macs, count_params
 
 MAX_IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; onnx 1.23 would write 14. 10 is read widely.
 PARITY_ATOL = 1e-4
-
-
-class ContractModel(nn.Module):
-    """uint8 faces [N, 48, 48] -> probabilities [N, 7]; the preprocessing lives in the graph.
-
-    Several models make an equal-weight ensemble: the mean of their probabilities (and of their flipped
-    views with TTA). Equal weights need no tuning, so no split is spent choosing them.
-    """
-
-    def __init__(self, models: nn.Module | list[nn.Module], tta: bool = False, temperature: float = 1.0):
-        super().__init__()
-        members = models if isinstance(models, (list, tuple)) else [models]
-        self.members = nn.ModuleList([export_form(m.eval()) for m in members])  # a grid head as the runtime runs it fast
-        self.trained_members = list(members)  # a plain list, not submodules: the metadata counts what was trained
-        self.tta = tta
-        self.temperature = temperature  # calibration (train/calibration.py): 1 leaves the probabilities as they are
-
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        x = (faces.unsqueeze(1).float() * (1.0 / 255.0) - PIXEL_MEAN) * (1.0 / PIXEL_STD)
-        views = [x, torch.flip(x, dims=[3])] if self.tta else [x]
-        probs = [torch.softmax(m(v), dim=1) for m in self.members for v in views]
-        total = sum(probs[1:], probs[0])
-        total = total * (1.0 / len(probs)) if len(probs) > 1 else total
-        if self.temperature != 1.0:  # p^(1/T), renormalised: logits / T for one softmax model
-            total = torch.softmax(torch.log(total.clamp_min(1e-12)) * (1.0 / self.temperature), dim=1)
-        return total
 
 
 @dataclass
@@ -83,7 +56,7 @@ def latest_checkpoint(runs: Path = Path("runs")) -> Path:
     return found[-1]
 
 
-def _to_onnx(wrapper: ContractModel, path: Path, opset: int) -> None:
+def _to_onnx(wrapper: nn.Module, path: Path, opset: int) -> None:
     example = torch.zeros(2, INPUT_SIZE, INPUT_SIZE, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -270,7 +243,7 @@ def _keep_fp32(path: Path) -> list[str]:
         if node.op_type in ("Gemm", "MatMul") or head_outputs.intersection(node.input):
             keep.append(node.name)
             head_outputs.update(node.output)
-        elif node.name.startswith(f"/{GATE_SCOPE}/"):  # a gated graph's gate (export/gated.py): a measure, not a net
+        elif node.name.startswith(f"/{gated.GATE_SCOPE}/"):  # a gated graph's gate (export/gated.py): a measure, not a net
             keep.append(node.name)
     for node in graph.node:
         if node.op_type != "Conv":
@@ -279,7 +252,7 @@ def _keep_fp32(path: Path) -> list[str]:
         stack, first = list(node.input[:1]), True
         while stack:
             src = produced_by.get(stack.pop())
-            if src is None or src.name.startswith(f"/{GATE_SCOPE}/"):  # the gate's own convs measure, not classify
+            if src is None or src.name.startswith(f"/{gated.GATE_SCOPE}/"):  # the gate's own convs measure, not classify
                 continue
             if src.op_type == "Conv":
                 first = False
@@ -354,7 +327,7 @@ def export(
         def make_wrapper(temperature: float = 1.0) -> nn.Module:
             return gated.GatedModel(models[0], models[1], gate, tta=tta, specialist_tta=specialist_tta, temperature=temperature).eval()
     wrapper = make_wrapper()
-    # parity on faces the specialist sees too, when there is one
+    # parity on corrupted faces too: the ones a gate hands its specialist
     parity_faces = np.concatenate([val.x[:512], gated.fitting_faces(val.x[:128], copies=1)[128:]])
     out.parent.mkdir(parents=True, exist_ok=True)
 
