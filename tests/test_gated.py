@@ -157,6 +157,14 @@ def test_the_specialist_trains_on_what_the_suite_and_the_crop_step_do_to_small_f
     assert np.abs(torch_small[:, 0].numpy() - opencv_small).max() < 2.5 / 255  # the same down-up, to rounding
     blurred = specialist.degrade(x, (12, 12), 1.0, torch.Generator().manual_seed(0))
     assert not torch.allclose(blurred, torch_small) and blurred.shape == x.shape
+    # its blur is the suite's OpenCV blur, one sigma per face, to a grey level or two on the noisiest faces
+    from fer_edge.train.corruptions import blur
+
+    noisy = np.random.default_rng(0).integers(0, 256, (4, 48, 48)).astype(np.uint8)
+    sigmas = torch.tensor([1.5, 2.2, 2.5, 3.0])
+    ours = specialist.gaussian_blur(torch.from_numpy(noisy).float().unsqueeze(1), sigmas)[:, 0].round().numpy()
+    for face, sigma, mine in zip(noisy, sigmas.tolist(), ours):
+        assert np.abs(blur(face[None], sigma)[0].astype(np.float32) - mine).max() <= 2
     with pytest.raises(ValueError, match="between 4 and 48"):
         specialist.parse_px("2-60")
     assert specialist.parse_px("10-16") == (10, 16) and specialist.parse_px("12") == (12, 12)
@@ -173,6 +181,12 @@ def test_the_specialist_trains_on_what_the_suite_and_the_crop_step_do_to_small_f
     ckpt = load_checkpoint(out)
     assert ckpt["config"]["arch"] == "fernet-t" and ckpt["epoch"] >= 0 and 0 <= ckpt["best_acc"] <= 1
     assert ckpt["config"]["specialist"]["px"] == [10, 16]
+
+    # taught by a checkpoint instead: it labels each augmented face clean, batch by batch
+    monkeypatch.setattr("sys.argv", ["specialist", str(out), str(start), "--data", str(data), "--minutes", "0.02",
+                                     "--teacher", str(start), "--threads", "1", "--batch", "32", "--device", "cpu"])
+    specialist.main()
+    assert load_checkpoint(out)["config"]["specialist"]["teacher"] == "best.pt"
 
 
 def test_the_low_resolution_ceiling_benchmark_runs_the_same_loop(tmp_path, monkeypatch, capsys):
