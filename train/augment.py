@@ -61,16 +61,26 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = N
 
 # Camera corruptions, each with a random strength per image that spans the robustness suite's severities
 # (train/corruptions.py) and a little beyond, so the suite's settings fall inside what training saw.
-def _blur(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    sigma = (0.5 + 2.5 * u).view(-1, 1, 1)  # 0.5 .. 3 px
-    r = torch.arange(-5, 6, device=x.device, dtype=x.dtype).view(1, 1, -1)
-    k = torch.exp(-(r**2) / (2 * sigma**2))
-    k = k / k.sum(-1, keepdim=True)  # [n, 1, 11]: separable, one kernel per image (groups=n)
+def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor, opencv_width: bool = False) -> torch.Tensor:
+    """float [N, 1, H, W]: each face blurred with its own sigma (separable, replicated border). The kernel has
+    11 taps, or with opencv_width the width cv2.GaussianBlur(f, (0, 0), sigma) picks for a uint8 face, cut per
+    face, so that training blurs as the robustness suite does."""
+    radii = (torch.round(sigmas * 6 + 1).int() | 1) // 2 if opencv_width else None  # OpenCV: cvRound(6 sigma + 1) | 1 taps
+    radius = int(radii.max()) if opencv_width else 5
+    r = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype).view(1, -1)
+    k = torch.exp(-(r**2) / (2 * sigmas.to(x.dtype).view(-1, 1) ** 2))
+    if opencv_width:
+        k = torch.where(r.abs() <= radii.view(-1, 1), k, torch.zeros_like(k))
+    k = k / k.sum(-1, keepdim=True)  # [n, taps]: one kernel per image (groups=n)
     n, _, h, w = x.shape
-    y = F.pad(x.view(1, n, h, w), (5, 5, 5, 5), mode="replicate")
-    y = F.conv2d(y, k.view(n, 1, 1, 11), groups=n)
-    y = F.conv2d(y, k.view(n, 1, 11, 1), groups=n)
+    y = F.pad(x.reshape(1, n, h, w), (radius,) * 4, mode="replicate")
+    y = F.conv2d(y, k.view(n, 1, 1, -1), groups=n)
+    y = F.conv2d(y, k.view(n, 1, -1, 1), groups=n)
     return y.view(n, 1, h, w)
+
+
+def _blur(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    return gaussian_blur(x, 0.5 + 2.5 * u)  # 0.5 .. 3 px
 
 
 def _low_res(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ keep the generalist's answer.
 START.pt is a checkpoint (a shipped .onnx read back first: `python -m fer_edge.train.from_onnx`). Each
 training face gets the trainer's shift, turn, scale and erasing, then either the suite's down-up to a side
 drawn from --px (area down, bilinear up: what the runtime's crop step does to a small face) or, for a
---blur-share of faces, a Gaussian blur of sigma 1.5-3 (OpenCV's kernel, in torch, so it all runs on the
+--blur-share of faces, a Gaussian blur of sigma 1.5-3 (OpenCV's kernel width, augment.gaussian_blur, so it all runs on the
 batch's device). The teacher labels the faces clean: an .onnx teacher each training face once before training,
 a checkpoint teacher each augmented face, so its labels follow the student's shift, turn and erasing.
 Loss: 0.7 of the teacher's clean-face probabilities at temperature 4, 0.3 true labels with label smoothing 0.1; SGD with Nesterov, cosine to zero by the deadline.
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
-from fer_edge.train.augment import AugmentConfig, augment
+from fer_edge.train.augment import AugmentConfig, augment, gaussian_blur
 from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
 from fer_edge.train.corruptions import blur, down_up
 from fer_edge.train.data import load_dataset
@@ -52,29 +52,6 @@ def parse_px(text: str) -> tuple[int, int]:
     return lo_i, hi_i
 
 
-def cv2_gaussian_radius(sigma: float) -> int:
-    """The half-width OpenCV's GaussianBlur picks for a uint8 image when given only sigma."""
-    return (int(round(sigma * 3 * 2 + 1)) | 1) // 2
-
-
-def gaussian_blur(x: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-    """float [N, 1, H, W]: each face blurred with its own sigma, as cv2.GaussianBlur(f, (0, 0), sigma,
-    borderType=BORDER_REPLICATE) does it (same kernel width), on whatever device the faces live."""
-    radius = cv2_gaussian_radius(float(sigmas.max()))
-    r = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype).view(1, -1)
-    s = sigmas.to(x.device, x.dtype).view(-1, 1)
-    k = torch.exp(-(r**2) / (2 * s**2))
-    # cut each kernel where OpenCV would for its own sigma
-    widths = torch.tensor([cv2_gaussian_radius(float(v)) for v in sigmas.tolist()], device=x.device).view(-1, 1)
-    k = torch.where(r.abs() <= widths, k, torch.zeros_like(k))
-    k = k / k.sum(1, keepdim=True)
-    n, _, h, w = x.shape
-    y = F.pad(x.reshape(1, n, h, w), (radius,) * 4, mode="replicate")
-    y = F.conv2d(y, k.view(n, 1, 1, -1), groups=n)
-    y = F.conv2d(y, k.view(n, 1, -1, 1), groups=n)
-    return y.view(n, 1, h, w)
-
-
 def degrade(x: torch.Tensor, px: tuple[int, int], blur_share: float, gen: torch.Generator) -> torch.Tensor:
     """float [N, 1, 48, 48] in [0, 1], on gen's device: each face down to a side drawn from px and back up
     (area, bilinear), or for a blur_share of faces blurred with sigma 1.5-3 instead."""
@@ -89,7 +66,7 @@ def degrade(x: torch.Tensor, px: tuple[int, int], blur_share: float, gen: torch.
         out[sel] = F.interpolate(small, size=(side, side), mode="bilinear", align_corners=False)
     if bool(blurred.any()):
         # on the uint8 grid, as the suite blurs the uint8 faces the runtime gets
-        out[blurred] = (gaussian_blur((x[blurred] * 255).round(), sigmas[blurred]).round() / 255).clamp(0, 1)
+        out[blurred] = (gaussian_blur((x[blurred] * 255).round(), sigmas[blurred], opencv_width=True).round() / 255).clamp(0, 1)
     return out
 
 
