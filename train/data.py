@@ -33,9 +33,13 @@ SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val
 class Split:
     x: np.ndarray  # uint8 [N, 48, 48]
     y: np.ndarray  # int64 [N]
+    soft: np.ndarray | None = None  # float32 [N, 7]: a target distribution per face (FER+ votes), when known
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def take(self, idx: np.ndarray) -> "Split":
+        return Split(self.x[idx], self.y[idx], None if self.soft is None else self.soft[idx])
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.y, minlength=len(LABELS))
@@ -186,7 +190,7 @@ def load_image_folders(root: Path, strict: bool = False) -> tuple[dict[str, Spli
     return splits, skipped
 
 
-def _folder_fingerprint(root: Path) -> str:
+def folder_fingerprint(root: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file():
@@ -236,7 +240,7 @@ def load_dataset(path: str | Path, cache_dir: Path | None = None, strict: bool =
         raise UsageError(f"{path}: no such file or folder")
     if path.is_dir():
         splits, skipped = load_image_folders(path, strict)
-        ds = Dataset(splits, str(path), _folder_fingerprint(path), skipped)
+        ds = Dataset(splits, str(path), folder_fingerprint(path), skipped)
     elif path.suffix == ".npz":
         splits, sha = load_npz(path)
         ds = Dataset(splits, str(path), sha)
@@ -272,4 +276,4 @@ def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, S
     val = np.sort(np.concatenate(val_idx))
     mask = np.ones(len(split), bool)
     mask[val] = False
-    return Split(split.x[mask], split.y[mask]), Split(split.x[val], split.y[val])
+    return split.take(np.flatnonzero(mask)), split.take(val)

@@ -28,16 +28,21 @@ from fer_edge.errors import FerEdgeError, UsageError
 
 from .augment import AugmentConfig, augment, mix
 from .checkpoint import checkpoint_weights, load_checkpoint, model_from_checkpoint, save_atomic
-from .data import Dataset, Split, default_cache_dir, file_sha256, load_dataset, stratified_split
+from .data import default_cache_dir, file_sha256
 from .evaluate import evaluate_probs, torch_probs
 from .from_onnx import checkpoint_from_onnx
 from .models import ARCHS, build_model, count_macs, count_params
 from .report import Report, write_report
+from .sources import Validation, assemble, prepare_splits  # noqa: F401 (prepare_splits: the trainer's API too)
 
 
 @dataclass
 class TrainConfig:
     data: str = ""
+    extra_data: list[str] = field(default_factory=list)  # more sources, "PATH" or "PATH@N" (N repeats an epoch)
+    ferplus: str = ""  # FER+ votes for the FER2013 CSV in `data`: soft targets, and judged against their majority
+    contempt: str = "drop"  # FER+ contempt votes: drop, or count them as disgust or angry
+    hard_weight: float = 0.0  # with ferplus: share of FER2013's own label mixed into each face's vote target
     out: str = "runs/latest"
     arch: str = "fernet-s"
     epochs: int = 30
@@ -143,23 +148,6 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Opti
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     raise FerEdgeError(f"unknown optimizer {cfg.optimizer!r}; use sgd or adamw")
-
-
-def prepare_splits(ds: Dataset, cfg: TrainConfig) -> tuple[Split, Split, Split | None]:
-    """train, val and (optional) test. Fractions are of the training rows, stratified by class."""
-    if not ds.has("train"):
-        raise FerEdgeError(f"{ds.source}: no training split (Usage=Training rows, or a train/ folder)")
-    train = ds["train"]
-    val = None if cfg.resplit else (ds["val"] if ds.has("val") else None)
-    test = None if cfg.resplit else (ds["test"] if ds.has("test") else None)
-    total = len(train)
-    if test is None and cfg.test_fraction > 0:
-        train, test = stratified_split(train, cfg.test_fraction, cfg.seed)
-    if val is None:
-        if cfg.val_fraction <= 0:
-            raise FerEdgeError(f"{ds.source}: no validation split; pass --val-fraction (e.g. 0.1) to carve one")
-        train, val = stratified_split(train, cfg.val_fraction * total / len(train), cfg.seed + 1)
-    return train, val, test
 
 
 def _read_labels(path: Path, n: int) -> np.ndarray | None:
@@ -332,15 +320,18 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
         torch.backends.cudnn.benchmark = True
 
     # ---- data
-    ds = load_dataset(cfg.data)
-    if resume and cfg.data_sha256 and ds.sha256 != cfg.data_sha256:
+    src = assemble(cfg)
+    if resume and cfg.data_sha256 and src.sha256 != cfg.data_sha256:
         raise FerEdgeError(f"cannot resume: {cfg.data} is not the data this run was trained on (sha256 differs)")
-    cfg.data_sha256 = ds.sha256
-    if ds.skipped:
-        log(f"skipped {len(ds.skipped)} unreadable image(s); first: {ds.skipped[0]}")
-    train, val, test = prepare_splits(ds, cfg)
+    cfg.data_sha256 = src.sha256
+    for note in src.notes:
+        log(note)
+    train, test, vals = src.train, src.test, src.vals
+    val = next(iter(vals.values())).split  # the first validation set: the primary source's
     x_train = torch.from_numpy(train.x).unsqueeze(1).to(device)  # uint8 on the device: 66 MB for FER2013
     y_train = torch.from_numpy(train.y).to(device)
+    # soft targets (FER+ votes, or several sources): each face's target distribution instead of one label
+    q_train = torch.from_numpy(train.soft).to(device) if train.soft is not None else None
     counts = np.bincount(train.y, minlength=len(LABELS)).astype(float)
     class_weight = torch.tensor(counts.sum() / (len(LABELS) * np.maximum(counts, 1)), dtype=torch.float32, device=device)
     steps_per_epoch = max(len(train) // cfg.batch_size, 1)
@@ -412,6 +403,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb = x_train[idx].float() / 255.0
             yb = y_train[idx]
+            tb = q_train[idx] if q_train is not None else yb  # what the loss aims at
             if cfg.augment:
                 xb = augment(xb, aug_cfg, gen)
             xb = (xb - PIXEL_MEAN) / PIXEL_STD  # the graph's normalisation, on the augmented float batch
@@ -419,9 +411,10 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
                 xb = xb.contiguous(memory_format=torch.channels_last)
             if cfg.flip_pairs:  # the mirror of each augmented face in the same step: one pass learns what flip TTA sees
                 xb, yb, idx = torch.cat([xb, xb.flip(3)]), yb.repeat(2), idx.repeat(2)
-            ya, yb2, lam, perm = yb, yb, 1.0, None
+                tb = tb.repeat(2, 1) if tb.dim() == 2 else tb.repeat(2)
+            ya, yb2, lam, perm = tb, tb, 1.0, None
             if cfg.mix != "none" and float(torch.rand((), generator=gen, device=device)) < cfg.mix_prob:
-                xb, ya, yb2, lam, perm = mix(xb, yb, cfg.mix, cfg.mix_alpha, gen)
+                xb, ya, yb2, lam, perm = mix(xb, tb, cfg.mix, cfg.mix_alpha, gen)
 
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(cfg, progress_now(train_seconds + time.time() - t0))
@@ -448,7 +441,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
 
             step += 1
             loss_sum += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == ya).sum()
+            correct += (logits.argmax(1) == yb).sum()
             seen += len(idx)
             if progress and (i % 10 == 0 or i == steps_per_epoch - 1):
                 progress.update(task, completed=i + 1, description=(
@@ -461,9 +454,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
 
         # ---- eval, checkpoint, log
         judged = ema.module if ema is not None else model
-        val_probs = torch_probs(judged, val.x, device, bf16=mode.bf16, channels_last=mode.channels_last)
-        val_loss = float(F.nll_loss(torch.log(torch.from_numpy(val_probs).clamp_min(1e-8)), torch.from_numpy(val.y)))
-        val_acc = float((val_probs.argmax(1) == val.y).mean())
+        val_loss, val_acc, per_set = _validate(judged, vals, device, mode)
         train_seconds += time.time() - t0
         row = {
             "epoch": epoch + 1,
@@ -471,6 +462,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
             "train_acc": round(float(correct) / max(seen, 1), 5),
             "val_loss": round(val_loss, 5),
             "val_acc": round(val_acc, 5),
+            **({f"val_acc_{k}": round(v, 5) for k, v in per_set.items()} if len(vals) > 1 else {}),
             "lr": round(optimizer.param_groups[0]["lr"], 6),
             "seconds": round(time.time() - t0, 2),
         }
@@ -504,6 +496,7 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
         log(
             f"epoch {epoch + 1:>3}/{cfg.epochs}  loss {row['train_loss']:.4f}  acc {100 * row['train_acc']:.2f}%  "
             f"val loss {val_loss:.4f}  val acc {100 * val_acc:.2f}%{' *' if improved else ''}  "
+            f"{''.join(f'{k} {100 * v:.2f}%  ' for k, v in per_set.items()) if len(vals) > 1 else ''}"
             f"lr {row['lr']:.4g}  {row['seconds']:.1f}s"
         )
         if budget > 0 and train_seconds >= budget:
@@ -516,7 +509,8 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     # ---- final report with the best weights
     best = model_from_checkpoint(load_checkpoint(out / "best.pt")).to(device)
     reports: dict[str, Report] = {}
-    for name, split in (("val", val), ("test", test)):
+    judged_sets = {"val": val} if len(vals) == 1 else {f"val_{k}": v.split for k, v in vals.items()}
+    for name, split in (*judged_sets.items(), ("test", test)):
         if split is None:
             continue
         probs = torch_probs(best, split.x, device, tta=cfg.eval_tta)
@@ -540,6 +534,19 @@ def main(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = pr
     tracker.finish(out, summary)
     log(f"done: {json.dumps(summary)}")
     return summary
+
+
+def _validate(model: torch.nn.Module, vals: dict[str, Validation], device: torch.device,
+              mode: MathMode) -> tuple[float, float, dict[str, float]]:
+    """(loss, accuracy, {set: accuracy}) of the counted validation sets: loss and accuracy are their means,
+    so each set weighs the same whatever its size."""
+    losses, accs = {}, {}
+    for name, v in vals.items():
+        probs = torch_probs(model, v.split.x, device, bf16=mode.bf16, channels_last=mode.channels_last)
+        losses[name] = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(v.split.y)))
+        accs[name] = float((probs.argmax(1) == v.split.y).mean())
+    counted = [k for k, v in vals.items() if v.counted]
+    return float(np.mean([losses[k] for k in counted])), float(np.mean([accs[k] for k in counted])), accs
 
 
 def _draw_curves(out: Path, said: str, log) -> str:
