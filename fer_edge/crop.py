@@ -65,6 +65,11 @@ def _aligned(image: np.ndarray, box: tuple[int, int, int, int], margin: float, s
     return cv2.warpAffine(roi, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def level_tilts(tilts: list[float] | None) -> list[float] | None:
+    """The turn each crop gets: the eye line's tilt where it is at least ALIGN_MIN_TILT degrees, else none."""
+    return [a if abs(a) >= ALIGN_MIN_TILT else 0.0 for a in tilts] if tilts else None
+
+
 def crop_faces(image: np.ndarray, boxes: list[tuple[int, int, int, int]], margin: float = DEFAULT_MARGIN,
                angles: list[float] | None = None) -> np.ndarray:
     if not boxes:

@@ -10,7 +10,7 @@ import numpy as np
 
 from fer_edge.classifier import ExpressionClassifier, to_prediction
 from fer_edge.contract import INPUT_SIZE, LABELS
-from fer_edge.crop import ALIGN_MIN_TILT, crop_faces
+from fer_edge.crop import crop_faces, level_tilts
 from fer_edge.detect import Detection, make_detector
 from fer_edge.errors import FerEdgeError, UsageError
 
@@ -97,8 +97,7 @@ class Recognizer:
 
         `tilts`: the eye line's tilt per box (YuNet's landmarks); faces tilted at least ALIGN_MIN_TILT
         degrees are turned level before cropping (+1.6 points on faces turned by up to 30 degrees)."""
-        angles = [a if abs(a) >= ALIGN_MIN_TILT else 0.0 for a in tilts] if tilts else None
-        crops = crop_faces(image, list(boxes), self.margin if margin is None else margin, angles)
+        crops = crop_faces(image, list(boxes), self.margin if margin is None else margin, level_tilts(tilts))
         return self.classifier.predict_probs(crops)
 
     def classify(self, image: np.ndarray, detections: list[Detection], margin: float | None = None) -> list[Face]:

@@ -43,3 +43,19 @@ def evaluate_probs(probs: np.ndarray, y: np.ndarray, **meta) -> Report:
     from .calibration import ece
 
     return make_report(y, probs.argmax(1), ece=ece(probs, y), **meta)
+
+
+def model_probs(path, x: np.ndarray, tta: bool = False, device: str = "auto") -> np.ndarray:
+    """Probabilities of a .pt checkpoint (torch) or an .onnx model (the runtime's classifier) on uint8 faces."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".onnx":
+        from .evaluate_onnx import onnx_probs
+
+        return onnx_probs(Path(path), x, tta=tta)
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .trainer import pick_device
+
+    dev = pick_device(device)
+    net = model_from_checkpoint(load_checkpoint(path)).to(dev)
+    return torch_probs(net, x, dev, tta=tta)

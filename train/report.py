@@ -26,6 +26,8 @@ class Report:
     model: str = ""
     tta: bool = False
     ece: float | None = None  # expected calibration error of the top label (15 bins), when probabilities were given
+    no_face: list[int] | None = None  # end to end: photos per class where the detector found no face (counted wrong)
+    answers: dict[str, int] | None = None  # how often each class was answered, most first
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -43,14 +45,22 @@ class Report:
         ]
         if self.ece is not None:
             lines.append(f"{'ECE':>10} {'':9} {'':9} {self.ece:9.4f}   (expected calibration error, 15 bins)")
+        if self.no_face is not None:
+            lines.append(f"{'no face':>10} {'':9} {'':9} {'':9} {sum(self.no_face):9d}   (counted wrong: "
+                         + ", ".join(f"{LABELS[i]} {n}" for i, n in enumerate(self.no_face) if n) + ")")
+        if self.answers:
+            lines.append(f"{'answers':>10} " + ", ".join(f"{k} {v}" for k, v in self.answers.items()))
         return "\n".join(lines)
 
 
-def make_report(y_true: np.ndarray, y_pred: np.ndarray, **meta) -> Report:
+def make_report(y_true: np.ndarray, y_pred: np.ndarray, missed: np.ndarray | None = None, **meta) -> Report:
+    """`missed`: the true labels of photos in which no face was found (end to end): each counts as a wrong
+    answer in the accuracy and its class's recall, and stays out of the confusion matrix."""
     k = len(LABELS)
     cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    no_face = np.bincount(np.asarray(missed if missed is not None else [], np.int64), minlength=k)
     tp = np.diag(cm).astype(float)
-    support = cm.sum(1)
+    support = cm.sum(1) + no_face
     predicted = cm.sum(0)
     precision = np.divide(tp, predicted, out=np.zeros(k), where=predicted > 0)
     recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
@@ -61,12 +71,15 @@ def make_report(y_true: np.ndarray, y_pred: np.ndarray, **meta) -> Report:
         for i, name in enumerate(LABELS)
     }
     present = support > 0
+    answered = sorted(((LABELS[i], int(c)) for i, c in enumerate(predicted)), key=lambda t: -t[1])
     return Report(
-        accuracy=float(tp.sum() / max(cm.sum(), 1)),
+        accuracy=float(tp.sum() / max(support.sum(), 1)),
         macro_f1=float(f1[present].mean()) if present.any() else 0.0,
         per_class=per_class,
         confusion=cm.tolist(),
-        samples=int(cm.sum()),
+        samples=int(support.sum()),
+        no_face=no_face.tolist() if missed is not None else None,
+        answers=dict(answered),
         **meta,
     )
 

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
-from fer_edge.cli.options import TorchDevice
+from fer_edge.cli.options import DetectorName, TorchDevice
 from fer_edge.errors import FerEdgeError, UsageError
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset.")]
@@ -31,7 +31,7 @@ def _need_torch() -> None:
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # one line stays one line in a pipe or a log
 
 
 class Optim(str, Enum):
@@ -79,7 +79,10 @@ def _corruption_list(text: Optional[str]) -> list[str]:
 
 
 def train(
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset. With --resume: only to point at the same data in a new place.")] = None,
+    data: Annotated[Optional[list[str]], typer.Option("--data", "-d", help="FER2013 CSV (.csv/.csv.gz), a cached .npz, or an image-folder dataset. Repeat it to train on several sources: the first is the primary; PATH@N repeats a source's training faces N times an epoch; each source's validation split is judged. With --resume: only to point at the same primary data in a new place.")] = None,
+    ferplus: Annotated[Optional[Path], typer.Option(help="FER+ votes (ferplus_votes.csv.gz) for the FER2013 CSV given first: train on each face's vote distribution, judge the held-out faces against the FER+ majority (counted) and FER2013's labels (reported).")] = None,
+    contempt: Annotated[str, typer.Option(help="FER+ contempt votes: drop, disgust or angry (count them for that class).")] = "drop",
+    hard_weight: Annotated[float, typer.Option(min=0, max=1, help="With --ferplus: share of FER2013's own label mixed into each face's vote target.")] = 0.0,
     arch: Annotated[str, typer.Option(help="mlp, fernet-t, fernet-t2 (fernet-t's speed, 3x the weights), fernet-s (default), fernet-m (the shipped default model), fernet-l.")] = "fernet-s",
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training data (the schedule ends at the last one, or at --max-minutes).")] = 30,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/latest"),
@@ -134,7 +137,8 @@ def train(
         raise UsageError(f"unknown --arch {arch!r}; choose one of {', '.join(ARCHS)}")
 
     cfg = TrainConfig(
-        data=str(data or ""), out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
+        data=str(data[0]) if data else "", extra_data=[str(d) for d in (data or [])[1:]],
+        ferplus=str(ferplus or ""), contempt=contempt, hard_weight=hard_weight, out=str(out), arch=arch, epochs=epochs, batch_size=batch_size, optimizer=optimizer.value,
         lr=lr, momentum=momentum, weight_decay=weight_decay, schedule=schedule.value, label_smoothing=label_smoothing, mix=mix.value,
         mix_alpha=mix_alpha, mix_prob=mix_prob, balance=balance.value, augment=augment, rotate=rotate, scale=scale,
         shift=shift, corrupt=corrupt, corruptions=_corruption_list(corruptions), amp=amp, val_fraction=val_fraction,
@@ -152,15 +156,20 @@ def train(
 
 def evaluate(
     model: Annotated[Path, typer.Argument(help="A .pt checkpoint or an .onnx model.")],
-    data: DataOpt,
+    data: Annotated[Path, typer.Option("--data", "-d", help="FER2013 CSV, a cached .npz, a folder of 48x48 crops, or a class-folder set of photos (each goes through the detector first, as `classify` does).")],
     split: Annotated[Optional[str], typer.Option(help="val or test (default: test when the data has one, else val).")] = None,
     tta: Annotated[bool, typer.Option(help="Average the prediction with the flipped face.")] = False,
+    ferplus: Annotated[Optional[Path], typer.Option(help="FER+ votes for the FER2013 CSV: judge against the FER+ majority label instead of FER2013's own.")] = None,
+    detector: Annotated[DetectorName, typer.Option(help="For photo folders: the detector that finds each face.")] = DetectorName.auto,
+    detector_model: Annotated[Optional[Path], typer.Option(help="For photo folders: a YuNet .onnx.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the JSON report here (plus confusion CSV and PNG beside it).")] = None,
     device: Annotated[TorchDevice, typer.Option(help="Where torch runs: auto takes CUDA when torch sees it.")] = TorchDevice.auto,
 ) -> None:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix of a model."""
-    from fer_edge.train.data import load_dataset
-    from fer_edge.train.report import write_report
+    """Accuracy, macro-F1, per-class precision/recall/F1, what the model answers and the confusion matrix."""
+    from fer_edge.train.calibration import ece
+    from fer_edge.train.eval_sets import judged_set
+    from fer_edge.train.evaluate import model_probs
+    from fer_edge.train.report import make_report, write_report
 
     if model.is_dir() or model.suffix.lower() not in (".onnx", ".pt", ".pth"):
         raise UsageError(f"{model}: eval takes a .pt checkpoint or an .onnx model" + (" (this is a folder)" if model.is_dir() else ""))
@@ -168,35 +177,14 @@ def evaluate(
         raise UsageError(f"{model}: no such file")
     if json_out is not None and (json_out.is_dir() or str(json_out).endswith(os.sep)):
         json_out = json_out / f"{model.stem}.json"  # a folder: the report goes inside it, named after the model
-    ds = load_dataset(data)
-    if split is None:
-        split = "test" if ds.has("test") else "val" if ds.has("val") else "train"
-        if len(ds.splits) == 1:  # one Usage value, or a folder without split folders: evaluate it whole
-            split = next(iter(ds.splits))
-    elif split not in ("val", "test", "train"):
-        raise UsageError(f"--split must be val or test, not {split!r}")
-    if not ds.has(split):
-        raise UsageError(f"{data}: has no {split} split (it has {', '.join(ds.splits)})")
-    s = ds[split]
-    if model.suffix == ".onnx":
-        from fer_edge.train.report import make_report
-        from fer_edge.train.evaluate_onnx import onnx_probs
-
-        from fer_edge.train.calibration import ece
-
-        probs = onnx_probs(model, s.x, tta=tta)
-        rep = make_report(s.y, probs.argmax(1), split=split, model=str(model), tta=tta, ece=ece(probs, s.y))
-    else:
+    if model.suffix.lower() != ".onnx":
         _need_torch()
-        from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
-        from fer_edge.train.evaluate import evaluate_probs, torch_probs
-        from fer_edge.train.trainer import pick_device
-
-        dev = pick_device(device.value)
-        net = model_from_checkpoint(load_checkpoint(model)).to(dev)
-        rep = evaluate_probs(torch_probs(net, s.x, dev, tta=tta), s.y, split=split, model=str(model), tta=tta)
+    judged = judged_set(data, split, detector.value, detector_model, ferplus)
+    probs = model_probs(model, judged.x, tta=tta, device=device.value)
+    rep = make_report(judged.y, probs.argmax(1), missed=judged.missed, split=judged.split, model=str(model), tta=tta,
+                      ece=ece(probs, judged.y) if len(judged.y) else None)
     console = _console()
-    console.print(f"{model} on {data} [{split}, {rep.samples} faces{', flip TTA' if tta else ''}]")
+    console.print(f"{model} on {data}: {judged.how}{', flip TTA' if tta else ''}")
     typer.echo(rep.text())
     if json_out is not None:
         paths = write_report(rep, json_out.parent, json_out.stem)
@@ -296,6 +284,31 @@ def data_preview(
     if not ok:
         raise FerEdgeError(f"{out}: cannot write the PNG (no such folder, no permission, or not a .png name)")
     typer.echo(f"wrote {out} ({grid.shape[1]}x{grid.shape[0]})")
+
+
+@data_app.command("faces")
+@guarded
+def data_faces(
+    folder: Annotated[Path, typer.Argument(help="A class-folder set of photos: FOLDER/<class>/*.jpg.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .npz to write (a training or evaluation source).")],
+    detector: Annotated[DetectorName, typer.Option(help="The runtime's detector that finds each face.")] = DetectorName.auto,
+    detector_model: Annotated[Optional[Path], typer.Option(help="YuNet .onnx for --detector yunet.")] = None,
+    group: Annotated[str, typer.Option(help="Regular expression on the file name giving its subject (first capture group); whole subjects go to one side.")] = r"^(\d\d)",
+    folds: Annotated[int, typer.Option(min=0, help="Deal the subjects into this many folds (0: all faces train).")] = 3,
+    val_fold: Annotated[int, typer.Option(min=0, help="Which fold is the validation split.")] = 0,
+) -> None:
+    """Crop a photo folder as the runtime does (detect, square margin crop, 48x48) into a training .npz, split by subject."""
+    from fer_edge.train.data import folder_fingerprint, save_npz
+    from fer_edge.train.faces import crop_photos, subject_splits
+
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a folder of class folders")
+    faces = crop_photos(folder, detector.value, detector_model)
+    splits = subject_splits(faces, group, folds, val_fold)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_npz(out, splits, folder_fingerprint(folder) + f":{detector.value}:{group}:{folds}:{val_fold}")
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+    typer.echo(f"wrote {out}: {sizes}; no face found in {len(faces.missed)} photo(s), {len(faces.unreadable)} unreadable")
 
 
 def register(app: typer.Typer) -> None:
