@@ -39,7 +39,7 @@ def test_fast_student_recipe_trains_exports_and_scores_each_run_on_the_cpu(tmp_p
     import sys
 
     import onnx
-    from test_train import write_csv
+    from synthetic import write_csv
 
     data = write_csv(tmp_path / "fer.csv", per_split=(("Training", 20), ("PublicTest", 8)))
     runs = tmp_path / "runs"
@@ -65,7 +65,7 @@ def test_specialist_recipe_reads_both_nets_back_and_trains_four_variants_on_the_
     import sys
 
     from fer_edge.train.checkpoint import load_checkpoint
-    from test_train import write_csv
+    from synthetic import write_csv
 
     data = write_csv(tmp_path / "fer.csv", per_split=(("Training", 20), ("PublicTest", 8)))
     runs = tmp_path / "runs"

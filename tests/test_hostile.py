@@ -374,7 +374,7 @@ def test_every_option_has_help():
 
 def test_exit_2_for_usage_errors_in_the_model_factory(tmp_path):
     pytest.importorskip("torch", reason="the train extra")
-    from test_train import write_csv
+    from synthetic import write_csv
 
     data = write_csv(tmp_path / "fer.csv")
     (tmp_path / "m.onnx").write_bytes(b"x")
@@ -388,7 +388,7 @@ def test_exit_2_for_usage_errors_in_the_model_factory(tmp_path):
 
 def test_bad_datasets_are_one_clear_line(tmp_path):
     pytest.importorskip("torch", reason="the train extra")
-    from test_train import write_csv
+    from synthetic import write_csv
 
     bom = tmp_path / "bom.csv"
     plain = write_csv(tmp_path / "fer.csv")
@@ -422,7 +422,7 @@ def test_a_foreign_checkpoint_is_refused_in_one_line(tmp_path):
 
 def test_eval_json_into_a_folder_writes_inside_it(tmp_path, tiny_model):
     pytest.importorskip("torch", reason="the train extra")
-    from test_train import write_csv
+    from synthetic import write_csv
 
     data = write_csv(tmp_path / "fer.csv")
     folder = tmp_path / "reports"

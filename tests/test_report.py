@@ -189,7 +189,7 @@ torch = pytest.importorskip("torch", reason="training curves need the train extr
 
 def test_training_writes_curves_every_epoch_and_report_overlays_runs(tmp_path, monkeypatch):
     from fer_edge.train import trainer
-    from test_train import write_csv
+    from synthetic import write_csv
 
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")

@@ -120,7 +120,8 @@ def test_channels_last_fp32_validation_matches_plain_fp32():
 def test_train_with_corruptions_through_the_cli(tmp_path, monkeypatch):
     from fer_edge.cli.app import app
 
-    from test_train import train_args, write_csv
+    from synthetic import write_csv
+    from test_train import train_args
 
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")
@@ -157,7 +158,8 @@ def test_export_bakes_a_temperature_that_lowers_the_ece(tmp_path, monkeypatch):
     from fer_edge.cli.app import app
     from fer_edge.classifier import ExpressionClassifier
 
-    from test_train import _train_tiny, write_csv
+    from synthetic import write_csv
+    from test_train import _train_tiny
 
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")
