@@ -270,10 +270,30 @@ def _keep_fp32(path: Path) -> list[str]:
     return keep
 
 
-def _load_members(checkpoints: list[Path]) -> tuple[list[dict], list[nn.Module]]:
+def _load_members(checkpoints: list[Path], specialist: Path | None = None) -> tuple[list[dict], list[nn.Module]]:
+    """The members' checkpoints and nets, the specialist (if any) last. Ensemble members must share their data;
+    a specialist has a job of its own and may have learnt from other faces."""
     ckpts = [load_checkpoint(c) for c in checkpoints]
     check_same_data(checkpoints, ckpts, "ensemble members")
+    if specialist is not None:
+        ckpts.append(load_checkpoint(specialist))
     return ckpts, [model_from_checkpoint(c) for c in ckpts]
+
+
+def _judging_faces(ds: Dataset, data_path: Path, config: dict):
+    """The held-out faces that fit the gate and the temperature: the ones the run was judged on. A run that
+    learnt FER+ votes is judged against the FER+ majority, so its export is too."""
+    val = ds["val"] if ds.has("val") else ds["train"]
+    votes = config.get("ferplus")
+    if not votes or not ds.has("val") or Path(data_path).suffix.lower() not in (".csv", ".gz"):
+        return val, "validation faces"
+    if not Path(votes).is_file():
+        raise FerEdgeError(f"the run learnt FER+ votes from {votes}, which is not there: export from where the run was made")
+    from ..train.ferplus import majority_split, read_votes, split_offsets, with_votes
+
+    rows = split_offsets(data_path)["val"]
+    held = majority_split(*with_votes(val, rows, read_votes(votes, config.get("contempt", "drop")).get("val", {})))
+    return held, "validation faces against the FER+ majority"
 
 
 def export(
@@ -293,7 +313,7 @@ def export(
     checkpoints = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(c) for c in checkpoints]
     if specialist is not None and len(checkpoints) > 1:
         raise UsageError("--specialist gates one generalist checkpoint, not an ensemble")
-    ckpts, models = _load_members(checkpoints + ([Path(specialist)] if specialist is not None else []))
+    ckpts, models = _load_members(checkpoints, Path(specialist) if specialist is not None else None)
     if specialist is not None:
         log(f"gated: {ckpts[0]['config']['arch']} for sharp faces, {checkpoints[0].name} beside the low-resolution "
             f"specialist {Path(specialist).name}{' with flip TTA' if specialist_tta else ''} for faces with little detail")
@@ -307,7 +327,8 @@ def export(
             "is not there: pass --data"
         )
     ds: Dataset = load_dataset(data_path)
-    val = ds["val"] if ds.has("val") else ds["train"]
+    val, judged_on = _judging_faces(ds, data_path, ckpts[0]["config"])
+    log(f"gate, temperature and accuracy on {len(val)} {judged_on}")
     calibration = calibration_faces(ds["train"].x)
     if specialist is None:
         def make_wrapper(temperature: float = 1.0) -> nn.Module:
