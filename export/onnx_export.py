@@ -66,7 +66,8 @@ def _to_onnx(wrapper: nn.Module, path: Path, opset: int) -> None:
         )
 
 
-def _metadata(ckpts: list[dict], wrapper: nn.Module, tta: bool, quantization: str, val_acc: float | None) -> dict[str, str]:
+def _metadata(ckpts: list[dict], wrapper: nn.Module, tta: bool, quantization: str, val_acc: float | None,
+              val_labels: str = "") -> dict[str, str]:
     cfgs = [c["config"] for c in ckpts]
     archs = [c["arch"] for c in cfgs]
 
@@ -105,6 +106,7 @@ def _metadata(ckpts: list[dict], wrapper: nn.Module, tta: bool, quantization: st
         "train_seed": joined(cfg.get("seed", "") for cfg in cfgs),
         "val_accuracy_checkpoint": joined(f"{acc:.5f}" if acc == acc else "" for acc in accs),  # a soup has none
         "val_accuracy": "" if val_acc is None else f"{val_acc:.5f}",
+        "val_labels": val_labels,  # which labels val_accuracy was measured against
         **members,
         # a weight soup names its ingredients (train/soup.py): the card's lineage, inside the file
         **({"soup": json.dumps(cfgs[0]["soup"])} if (len(ckpts) == 1 or gate is not None) and "soup" in cfgs[0] else {}),
@@ -328,6 +330,7 @@ def export(
         )
     ds: Dataset = load_dataset(data_path)
     val, judged_on = _judging_faces(ds, data_path, ckpts[0]["config"])
+    labels = f"{len(val)} {judged_on} of {data_path.name}"
     log(f"gate, temperature and accuracy on {len(val)} {judged_on}")
     calibration = calibration_faces(ds["train"].x)
     if specialist is None:
@@ -380,7 +383,7 @@ def export(
             quantize_int8(fp32, q, calibration, int8_calibration)
             q_acc = float((_ort_probs(_ort_session(q), val.x).argmax(1) == val.y).mean())
             ranges = "" if int8_calibration == "minmax" else f", {int8_calibration} activation ranges"
-            _write_metadata(q, _metadata(ckpts, wrapper, tta, f"int8 static QDQ, per-channel weights{ranges}", q_acc))
+            _write_metadata(q, _metadata(ckpts, wrapper, tta, f"int8 static QDQ, per-channel weights{ranges}", q_acc, labels))
             fp_speed, q_speed = faces_per_second(fp32, 64), faces_per_second(q, 64)
             result.int8 = {
                 "val_acc_fp32": val_acc, "val_acc_int8": q_acc, "delta_points": 100 * (q_acc - val_acc),
@@ -393,7 +396,7 @@ def export(
             final = q
             result.val_acc = q_acc
         else:
-            _write_metadata(fp32, _metadata(ckpts, wrapper, tta, "none", val_acc))
+            _write_metadata(fp32, _metadata(ckpts, wrapper, tta, "none", val_acc, labels))
         os.replace(final, out)
     result.size_bytes = out.stat().st_size
     return result

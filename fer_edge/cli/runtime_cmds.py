@@ -222,6 +222,7 @@ def info(
             meta_props = ExpressionClassifier.from_path(file, device="cpu").info.metadata
             acc = meta_props.get("val_accuracy")
             entry.update(arch=meta_props.get("arch"), publictest_accuracy=float(acc) if acc else None,
+                         accuracy_against=meta_props.get("val_labels") or "validation faces",
                          bytes=file.stat().st_size)
         shipped[name] = entry
     path = resolve_model(model)
@@ -269,14 +270,15 @@ def _print_info(facts: dict) -> None:
     print_table(console, versions)
 
     shipped = Table(title="shipped models (--model NAME)")
-    for col in ("name", "file", "arch", "PublicTest acc", "MB"):
+    for col in ("name", "file", "arch", "held-out acc", "MB"):
         shipped.add_column(col)
     for name, e in facts["shipped_models"].items():
         if not e["present"]:
             shipped.add_row(name, Path(e["file"]).name, "missing: reinstall fer-edge", "", "")
             continue
         acc = e["publictest_accuracy"]
-        shipped.add_row(name, Path(e["file"]).name, e["arch"] or "?", f"{100 * acc:.2f}%" if acc else "?", f"{e['bytes'] / 1e6:.2f}")
+        shipped.add_row(name, Path(e["file"]).name, e["arch"] or "?",
+                        f"{100 * acc:.2f}% ({e['accuracy_against']})" if acc else "?", f"{e['bytes'] / 1e6:.2f}")
     print_table(console, shipped)
 
     m = facts["model"]
