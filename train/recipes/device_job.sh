@@ -1,12 +1,10 @@
 #!/usr/bin/env bash
-# Runs recipes/gpu.sh, with `fast` recipes/fast_student.sh (the fast model's gap), or with `specialist`
-# recipes/specialists.sh (the gated default's worst drop), on a lent GPU machine
+# Runs recipes/gpu.sh, or with `fast` recipes/fast_student.sh (the fast model's gap), on a lent GPU machine
 # that has torch but not this package installed, with the data packed by pack_data.py in .carry/ (carried
 # along, since it is git-ignored). Results come back as one tarball in $OUT (teacher weights are left out:
 # they are large and only needed during the run).
 #   usage (from the repository root, on the device): bash train/recipes/device_job.sh [P1_MIN] [P2_MIN]
 #                                                    bash train/recipes/device_job.sh fast [MINUTES]
-#                                                    bash train/recipes/device_job.sh specialist [MINUTES]
 set -u
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -16,14 +14,7 @@ mkdir -p /tmp/fe/fer_edge && cp -rL fer_edge/. /tmp/fe/fer_edge/ || exit 1
 export PYTHONPATH=/tmp/fe
 python3 train/recipes/pack_data.py unpack .carry /tmp/fer.npz || exit 1
 start=$(date +%s)
-if [ "${1:-}" = specialist ]; then
-  DEVICE=cuda bash train/recipes/specialists.sh /tmp/fer.npz /tmp/runs "${2:-6.5}"
-  echo "recipe wall: $(( $(date +%s) - start )) s"
-  # the device tool brings back 8 files of at most 16 MB, and the weights do not compress: one file each
-  cd /tmp/runs && tar czf "${OUT:-/tmp}/logs.tgz" ./*.log
-  for f in long narrow cont hot long.best narrow.best hot.best; do cp "$f.pt" "${OUT:-/tmp}/" 2>/dev/null; done
-  exit 0
-elif [ "${1:-}" = fast ]; then
+if [ "${1:-}" = fast ]; then
   FE="python3 -m fer_edge" bash train/recipes/fast_student.sh /tmp/fer.npz /tmp/runs "${2:-7}"
 else
   FE="python3 -m fer_edge" bash train/recipes/gpu.sh /tmp/fer.npz /tmp/runs "${1:-3.5}" "${2:-3.3}"
