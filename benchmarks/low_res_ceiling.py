@@ -8,7 +8,7 @@ Fine-tunes the checkpoint on training faces that all pass through the suite's do
 trainer's shift, turn, scale and erasing), taught by --teacher's probabilities of the *clean* face (0.7 of the
 loss at temperature 4, 0.3 true labels with label smoothing 0.1; SGD, Nesterov, cosine to zero by the
 deadline; bf16 where the CPU has it natively: the loop is the specialist's, `fer_edge.train.specialist.fine_tune`,
-with one size and no blur; session 41's probe ran the same in fp32). Each epoch scores PublicTest clean and at 24, 16 and 12 px through the suite's own OpenCV code, in
+with one size and no blur; an earlier probe ran the same in fp32). Each epoch scores PublicTest clean and at 24, 16 and 12 px through the suite's own OpenCV code, in
 fp32 with flip TTA (what an exported --tta graph computes). A shipped .onnx is read back first:
 `python -m fer_edge.train.from_onnx X.pt X.onnx --data ...`.
 """
