@@ -57,26 +57,34 @@ def read_image(path: str | Path) -> np.ndarray:
         raise FerEdgeError(f"{path}: permission denied") from None
     except OSError as e:  # gone since, or an I/O error
         raise FerEdgeError(f"{path}: cannot read ({e.strerror or e})") from None
+    try:
+        return decode_image(data)
+    except FerEdgeError as e:
+        raise FerEdgeError(f"{path}: {e}") from None
+
+
+def decode_image(data: bytes | np.ndarray) -> np.ndarray:
+    """Decode an encoded image held in memory (a file's bytes, an upload) as read_image does: refused from its
+    header when it is over the pixel limit, turned upright by its orientation, HEIF through the heif extra."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = np.frombuffer(data, dtype=np.uint8)
     if data.size == 0:
-        raise FerEdgeError(f"{path}: empty file (0 bytes)")
+        raise FerEdgeError("empty file (0 bytes)")
     head = data[: 1 << 16].tobytes()
     size = imageheader.dimensions(head)
     if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise FerEdgeError(f"{path}: {size[0]}x{size[1]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
+        raise FerEdgeError(f"{size[0]}x{size[1]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:
         image = None
     upright = _UPRIGHT.get(imageheader.orientation(head))  # AVIF too: OpenCV 4.x leaves its own turn undone
     if image is None and heif.is_heif(head):
-        try:
-            image, upright = heif.decode(data.tobytes(), MAX_PIXELS), None  # libheif turns it as it decodes
-        except FerEdgeError as e:
-            raise FerEdgeError(f"{path}: {e}") from None
+        image, upright = heif.decode(data.tobytes(), MAX_PIXELS), None  # libheif turns it as it decodes
     if image is None:
-        raise FerEdgeError(f"{path}: not a decodable image (corrupt, truncated, or over the {MAX_PIXELS:,}-pixel limit)")
+        raise FerEdgeError(f"not a decodable image (corrupt, truncated, or over the {MAX_PIXELS:,}-pixel limit)")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
-        raise FerEdgeError(f"{path}: {image.shape[1]}x{image.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
+        raise FerEdgeError(f"{image.shape[1]}x{image.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
     return upright(image) if upright else image
 
 

@@ -102,7 +102,7 @@ class Recognizer:
 
     def classify(self, image: np.ndarray, detections: list[Detection], margin: float | None = None) -> list[Face]:
         probs = self.face_probs(image, [d.box for d in detections], margin, [d.angle for d in detections])
-        return [_face(d.box, d.score, p) for d, p in zip(detections, probs)]
+        return [face_from(d.box, d.score, p) for d, p in zip(detections, probs)]
 
     def predict(self, image: np.ndarray, detect: bool | None = None) -> list[Face]:
         """Faces in `image` (any channels, depth, size). detect=None: skip detection for 48x48 crops."""
@@ -115,6 +115,6 @@ class Recognizer:
         return self.classify(image, self.detect(image))
 
 
-def _face(box, score: float, probs: np.ndarray) -> Face:
+def face_from(box, score: float, probs: np.ndarray) -> Face:
     p = to_prediction(probs)
     return Face(tuple(int(v) for v in box), float(score), p.label, p.confidence, p.probs)

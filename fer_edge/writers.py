@@ -104,15 +104,16 @@ def classify_records(result: FileResult, fmt: str) -> list[dict]:
         return [{**base, "face": None, "error": result.error}] if fmt == "jsonl" else [{**base, "label": "", "error": result.error}]
     if not result.faces:
         return [{**base, "face": None, "label": "", **video}] if fmt == "jsonl" else [{**base, "label": "", **video}]
-    out = []
-    for i, f in enumerate(result.faces):
-        x, y, w, h = f.box
-        rec = {**base, "face": i, "x": x, "y": y, "w": w, "h": h, "det_score": _r(f.det_score), "label": f.label,
-               "confidence": _r(f.confidence)}
-        rec.update({label: _r(p) for label, p in zip(LABELS, f.probs)})
-        rec.update(video)
-        out.append(rec)
-    return out
+    return [{**base, **face_record(i, f), **video} for i, f in enumerate(result.faces)]
+
+
+def face_record(i: int, f) -> dict:
+    """One face as classify writes it: index, box, detector score, label, confidence, one probability a class."""
+    x, y, w, h = f.box
+    rec = {"face": i, "x": x, "y": y, "w": w, "h": h, "det_score": _r(f.det_score), "label": f.label,
+           "confidence": _r(f.confidence)}
+    rec.update({label: _r(p) for label, p in zip(LABELS, f.probs)})
+    return rec
 
 
 class AnnotatedCopies:

@@ -204,45 +204,14 @@ def info(
     """Versions, onnxruntime providers, the GPU, the model's metadata and the detector in use."""
     import json
 
-    import cv2
-    import numpy as np
-    import onnxruntime as ort
-
-    import fer_edge
-    from fer_edge import gpu, heif, store
     from fer_edge.classifier import ExpressionClassifier
     from fer_edge.detect import make_detector
-    from fer_edge.recognizer import SHIPPED_MODELS, resolve_model, shipped_model_path
+    from fer_edge.facts import gather
+    from fer_edge.recognizer import resolve_model
 
-    shipped = {}
-    for name in SHIPPED_MODELS:
-        file = shipped_model_path(name)
-        entry = {"file": str(file), "present": file.is_file()}
-        if file.is_file():
-            meta_props = ExpressionClassifier.from_path(file, device="cpu").info.metadata
-            acc = meta_props.get("val_accuracy")
-            entry.update(arch=meta_props.get("arch"), publictest_accuracy=float(acc) if acc else None,
-                         accuracy_against=meta_props.get("val_labels") or "validation faces",
-                         bytes=file.stat().st_size)
-        shipped[name] = entry
     path = resolve_model(model)
-    clf = ExpressionClassifier.from_path(path, device=device.value)
-    det = make_detector(detector.value, detector_model)
-    report = clf.providers
-    facts = {
-        "versions": {"fer-edge": fer_edge.__version__, "onnxruntime": ort.__version__, "opencv": cv2.__version__,
-                     "numpy": np.__version__, "python": sys.version.split()[0],
-                     "pillow-heif": heif.reader_version() or 'not installed: HEIC photos need pip install "fer-edge[heif]"'},
-        "providers": {"requested": report.requested, "available": ort.get_available_providers(),
-                      "tried": list(report.tried), "active": list(report.active), "runs_on": report.name,
-                      "why_not": report.why_not or None, "summary": report.describe()},
-        "gpu": gpu.facts(),
-        "home": str(store.home()),
-        "shipped_models": shipped,
-        "model": {"path": str(path), "input": clf.info.input_name, "input_dtype": clf.info.input_dtype,
-                  "metadata": clf.info.metadata},
-        "detector": {"name": det.name, "model": str(det.model_path) if det.model_path else None, "why": det.why},
-    }
+    facts = gather(ExpressionClassifier.from_path(path, device=device.value), path,
+                   make_detector(detector.value, detector_model))
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
