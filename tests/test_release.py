@@ -69,7 +69,7 @@ def test_readme_is_a_front_door_that_keeps_the_ci_commands():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 200
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", " ", "if", "fi", "set", "cd"))]
-    assert ci == ['pip install -e ".[train,dev,ray]" torch==2.13.0', "python -m pytest -q"]
+    assert ci == ['pip install -e ".[train,dev,ray,serve]" torch==2.13.0', "python -m pytest -q"]
     develop = readme.split("## Develop", 1)[1]
     for command in ci:
         assert command in develop
