@@ -10,16 +10,17 @@
 # environment:
 #   START=scratch (default): every net from random weights: the base generalist, its real-faces fine-tune, the
 #         low-resolution specialist, the fast student distilled from the default.
-#   START=shipped: start from the installed fer-edge's own files, read back as checkpoints (the generalist,
-#         specialist and fast nets): only the real-faces fine-tunes and the exports run. fer-edge 0.2.0's
-#         files were made this way from 0.1.0's.
+#   START=shipped: start from shipped files, read back as checkpoints (the generalist, specialist and fast
+#         nets): only the real-faces fine-tunes and the exports run. SHIPPED names the folder holding
+#         fer-edge.onnx and fer-edge-fast.onnx (default: the installed fer-edge's). fer-edge 0.2.0's files were
+#         made this way from 0.1.0's (git show f50c88f:assets/fer-edge.onnx, and the same for the fast one).
 #   MIN_BASE, MIN_DEFAULT, MIN_SPEC, MIN_FAST: minutes per training stage (300, 55, 60, 25: about 7.5 hours on
 #         a 2-core CPU with bf16 from scratch; about 1.4 hours with START=shipped). The schedules anneal by them.
 #   YUNET: a YuNet .onnx for the second crop set (default: the model store's, else ../shared/models/); without
 #         one, or with YUNET=none, the performers are cropped by Haar only.
 #   THREADS (default 2), SEED (54), FE (fer-edge), PY (python3), DEVICE (auto).
 set -euo pipefail
-if [ $# -ne 2 ]; then sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; fi
+if [ $# -ne 2 ]; then sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; fi
 DATA=$1
 RUNS=$2
 START=${START:-scratch}
@@ -74,7 +75,7 @@ if [ -n "$YUNET" ]; then
 fi
 
 # 2. the starting points
-SHIPPED=$($PY -c "import fer_edge.assets, pathlib; print(pathlib.Path(fer_edge.assets.__file__).parent)")
+SHIPPED=${SHIPPED:-$($PY -c "import fer_edge.assets, pathlib; print(pathlib.Path(fer_edge.assets.__file__).parent)")}
 if [ "$START" = shipped ]; then
   stage "read back the shipped generalist" "$RUNS/base.pt" \
     $PY -m fer_edge.train.from_onnx "$RUNS/base.pt" "$SHIPPED/fer-edge.onnx" --data "$CSV" --member generalist
