@@ -24,7 +24,6 @@ from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from fer_edge.errors import FerEdgeError
-from fer_edge.imageio import decode_image
 from fer_edge.render import annotate
 from fer_edge.writers import face_record
 
@@ -87,16 +86,15 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
 
     async def classify_image(data: bytes, detect: bool, min_face: int) -> tuple:
         try:
-            image = decode_image(data)
-        except FerEdgeError as e:
-            too_big = "pixel limit" in str(e) and "exceeds" in str(e)
-            raise Refused(413 if too_big else 422, str(e), "pixels" if too_big else "not an image") from None
-        try:
-            future = pool.submit(image, detect, min_face)
+            future = pool.submit(data, detect, min_face)
         except Overloaded:
             raise Refused(503, "the server is busy: try again shortly", "overloaded",
                           {"Retry-After": str(config.retry_after_s)}) from None
-        faces = await asyncio.wrap_future(future)
+        try:
+            image, faces = await asyncio.wrap_future(future)
+        except FerEdgeError as e:
+            too_big = "pixel limit" in str(e) and "exceeds" in str(e)
+            raise Refused(413 if too_big else 422, str(e), "pixels" if too_big else "not an image") from None
         metrics.images.inc()
         metrics.faces.inc(len(faces))
         return image, faces

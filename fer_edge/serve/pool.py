@@ -1,10 +1,10 @@
 """A fixed number of recognizer workers behind one bounded queue.
 
-A request's image joins the queue or, when the queue is full, is refused at once (Overloaded: the server
-answers 503) so that a flood never grows memory or latency without bound. Each worker holds its own
-Recognizer (one onnxruntime session, one detector) and takes up to `batch` queued images at a time: it
-detects the faces of each, then classifies all their crops in one classifier call, which is where batching
-pays (one call's overhead for many faces).
+A request's encoded image joins the queue or, when the queue is full, is refused at once, before any
+decoding (Overloaded: the server answers 503), so that a flood never grows memory or latency without bound
+and costs the server little. Each worker holds its own Recognizer (one onnxruntime session, one detector) and
+takes up to `batch` queued images at a time: it decodes and finds the faces of each, then classifies all
+their crops in one classifier call, which is where batching pays (one call's overhead for many faces).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_edge.detect import Detection
+from fer_edge.imageio import decode_image
 from fer_edge.crop import crop_faces, level_tilts
 from fer_edge.recognizer import Face, Recognizer, face_from, is_face_crop
 
@@ -27,7 +28,7 @@ class Overloaded(Exception):
 
 @dataclass
 class Job:
-    image: np.ndarray
+    data: bytes  # the encoded image, decoded by the worker
     detect: bool  # False: the whole image is one face crop
     min_face: int  # faces smaller than this (px) are left out
     future: Future
@@ -47,10 +48,11 @@ class RecognizerPool:
     def depth(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, image: np.ndarray, detect: bool = True, min_face: int = 0) -> Future:
+    def submit(self, data: bytes, detect: bool = True, min_face: int = 0) -> Future:
+        """A future of (the decoded image, its faces); a decoding failure is its FerEdgeError."""
         future: Future = Future()
         try:
-            self._queue.put_nowait(Job(image, detect, min_face, future))
+            self._queue.put_nowait(Job(data, detect, min_face, future))
         except queue.Full:
             raise Overloaded from None
         return future
@@ -79,41 +81,42 @@ class RecognizerPool:
 
     def _work(self, rec: Recognizer) -> None:
         while (jobs := self._take()) is not None:
-            found: list[tuple[Job, list[Detection]]] = []
+            found: list[tuple[Job, np.ndarray, list[Detection]]] = []
             for job in jobs:
                 try:
-                    found.append((job, _detections(rec, job)))
+                    image = decode_image(job.data)
+                    found.append((job, image, _detections(rec, image, job)))
                 except Exception as e:  # one bad image fails its own request only
                     job.future.set_exception(e)
             try:
                 faces = _classify_together(rec, found)
             except Exception as e:
-                for job, _ in found:
+                for job, _, _ in found:
                     job.future.set_exception(e)
                 continue
-            for (job, _), result in zip(found, faces):
-                job.future.set_result(result)
+            for (job, image, _), result in zip(found, faces):
+                job.future.set_result((image, result))
 
 
-def _detections(rec: Recognizer, job: Job) -> list[Detection]:
-    h, w = job.image.shape[:2]
-    if not job.detect or is_face_crop(job.image):
+def _detections(rec: Recognizer, image: np.ndarray, job: Job) -> list[Detection]:
+    h, w = image.shape[:2]
+    if not job.detect or is_face_crop(image):
         return [Detection(0, 0, w, h, 1.0)]
-    return [d for d in rec.detect(job.image) if min(d.box[2], d.box[3]) >= job.min_face]
+    return [d for d in rec.detect(image) if min(d.box[2], d.box[3]) >= job.min_face]
 
 
-def _classify_together(rec: Recognizer, found: list[tuple[Job, list[Detection]]]) -> list[list[Face]]:
+def _classify_together(rec: Recognizer, found: list[tuple[Job, np.ndarray, list[Detection]]]) -> list[list[Face]]:
     """Every face of every image in one classifier call; the answers split back per image."""
     crops, counts = [], []
-    for job, dets in found:
-        whole = not job.detect or is_face_crop(job.image)  # the image is the face: no margin around it
+    for job, image, dets in found:
+        whole = not job.detect or is_face_crop(image)  # the image is the face: no margin around it
         margin = 0.0 if whole else rec.margin
         if dets:
-            crops.append(crop_faces(job.image, [d.box for d in dets], margin, level_tilts([d.angle for d in dets])))
+            crops.append(crop_faces(image, [d.box for d in dets], margin, level_tilts([d.angle for d in dets])))
         counts.append(len(dets))
     probs = rec.classifier.predict_probs(np.concatenate(crops)) if crops else np.zeros((0, 7), np.float32)
     out, at = [], 0
-    for (_, dets), n in zip(found, counts):
+    for (_, _, dets), n in zip(found, counts):
         out.append([face_from(d.box, d.score, p) for d, p in zip(dets, probs[at : at + n])])
         at += n
     return out
