@@ -412,3 +412,19 @@ def test_annotate_folder_that_cannot_be_made_is_a_usage_error(photos, tiny_model
     result = run("classify", photos, "--model", tiny_model, "--annotate", blocker / "ann", "--device", "cpu")
     assert result.exit_code == 2 and "cannot create the --annotate folder" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_status_lines_stay_one_line_in_a_pipe():
+    """stderr piped into a log or a grep: the banner is one line, not hard-wrapped at 80 columns, and a missing
+    camera gives the banner and the error, one line each."""
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-m", "fer_edge", "classify", "tests/data/", "--device", "cpu"],
+                          cwd=root, capture_output=True, text=True, timeout=120)
+    banner = proc.stderr.splitlines()[0]
+    assert banner.startswith("model ") and "; detector haar (" in banner and len(banner) > 80
+    cam = subprocess.run([sys.executable, "-m", "fer_edge", "webcam", "--source", "47", "--no-display", "--device", "cpu"],
+                         cwd=root, capture_output=True, text=True, timeout=120)
+    lines = [line for line in cam.stderr.splitlines() if line.strip()]
+    assert cam.returncode == 1 and len(lines) == 2, cam.stderr
+    assert lines[0].startswith("model ") and "every 3 frame(s)" in lines[0]
+    assert lines[1].startswith("error: cannot open camera 47")

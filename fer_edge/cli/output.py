@@ -16,3 +16,12 @@ def print_table(console, table) -> None:
         console.print(table)
     finally:
         console.width = before
+
+
+def status_console(quiet: bool = False):
+    """The console for status lines on stderr: each line stays one line when stderr is a pipe or a log (rich
+    would otherwise hard-wrap it at 80 columns, and a grep would see fragments). Tables go through print_table."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True, quiet=quiet)
+

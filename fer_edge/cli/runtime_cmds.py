@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
-from fer_edge.cli.output import print_table
+from fer_edge.cli.output import print_table, status_console
 from fer_edge.cli.options import DetectorModelOpt, DetectorOpt, DetectorName, Device, DeviceOpt, MinFaceOpt, ModelOpt, ThreadsOpt
 from fer_edge.errors import FerEdgeError, UsageError
 
@@ -67,7 +67,6 @@ def classify(
     Exit codes: 0 done (bad files are reported as rows with an error); 1 with --strict when any file
     failed, or when the model cannot be used; 2 usage errors (missing path, empty folder, bad option).
     """
-    from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
@@ -101,7 +100,7 @@ def classify(
         appending = resume and out.exists()
         recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size,
                                 min_face=min_face)
-        console = Console(stderr=True, quiet=quiet)
+        console = status_console(quiet)
         det = recognizer.detector
         console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {det.name} ({det.why})")
         input_order = [str(p) for p in files]

@@ -29,9 +29,9 @@ def _need_torch() -> None:
 
 
 def _console():
-    from rich.console import Console
+    from fer_edge.cli.output import status_console
 
-    return Console(stderr=True, soft_wrap=True)  # one line stays one line in a pipe or a log
+    return status_console()
 
 
 class Optim(str, Enum):

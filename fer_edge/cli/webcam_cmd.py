@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from fer_edge.cli.guard import guarded
-from fer_edge.cli.output import print_table
+from fer_edge.cli.output import print_table, status_console
 from fer_edge.cli.options import DetectorModelOpt, DetectorName, DetectorOpt, Device, DeviceOpt, MinFaceOpt, ModelOpt, ThreadsOpt
 from fer_edge.errors import UsageError
 
@@ -42,7 +42,6 @@ def webcam(
 
     Keys: q or Esc quit, space pauses, s saves a snapshot, r starts or stops recording.
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
@@ -54,7 +53,7 @@ def webcam(
     from fer_edge.videoio import VideoSink, stops_short
     from fer_edge.writers import RecordWriter, open_output
 
-    console = Console(stderr=True)
+    console = status_console()
     spec = parse_source(source)
     if report is not None:
         from fer_edge.report.make import preflight
