@@ -297,3 +297,38 @@ def test_the_page_says_so_when_the_camera_is_refused(server):
             assert state and "camera" in state.lower()
         finally:
             browser.close()
+
+
+def test_a_worker_classifies_the_faces_of_queued_images_in_one_call(astronaut):
+    """The pool's batching, without HTTP: images queued together reach the classifier as one call holding all
+    their faces, and each image gets its own faces back."""
+    from fer_edge.recognizer import Recognizer
+    from fer_edge.serve.pool import RecognizerPool
+
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def make() -> Recognizer:
+        rec = Recognizer(device="cpu", detector="haar")
+        predict = rec.classifier.predict_probs
+
+        def counted(crops, *args, **kwargs):
+            gate.wait(30)  # hold the worker until every image is queued
+            calls.append(len(crops))
+            return predict(crops, *args, **kwargs)
+
+        rec.classifier.predict_probs = counted
+        return rec
+
+    pool = RecognizerPool(make, workers=1, queue_size=16, batch=8)
+    try:
+        photos = [jpeg(group_photo(astronaut, positions=tuple((20 + 270 * i, 40) for i in range(n)))) for n in (1, 2, 3)]
+        blocker = pool.submit(photos[0])  # the worker takes this one alone and waits at the classifier
+        time.sleep(0.5)
+        futures = [pool.submit(p) for p in photos + photos]
+        gate.set()
+        assert len(blocker.result(60)[1]) == 1
+        assert [len(f.result(60)[1]) for f in futures] == [1, 2, 3, 1, 2, 3]
+        assert calls == [1, 12], calls  # six images, twelve faces, one classifier call
+    finally:
+        pool.close()
