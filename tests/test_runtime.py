@@ -80,6 +80,16 @@ def test_provider_report_says_when_it_fell_back_and_why():
     assert ProviderReport("auto", (COREML, CPU), (COREML, CPU)).name == "CoreML"
 
 
+def test_sessions_do_not_spin_between_calls_and_take_the_thread_count(tiny_model):
+    """Idle onnxruntime threads spinning for the next call took the cores OpenCV detects on (docs/performance.md)."""
+    from fer_edge.providers import make_session
+
+    session, _ = make_session(str(tiny_model), "cpu", threads=1)
+    options = session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 1
+
+
 def test_why_cuda_did_not_start_tells_driver_from_libraries(monkeypatch):
     from fer_edge import gpu
 
