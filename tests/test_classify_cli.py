@@ -119,8 +119,8 @@ def test_bad_files_become_error_rows_and_good_rows_survive(bad_files, tiny_model
     assert "not a decodable image" in rows["text.png"]["error"]
     assert "not a decodable image" in rows["corrupt.webp"]["error"]
     assert "pixel limit" in rows["huge.png"]["error"]
-    # a truncated JPEG either fails to decode or decodes partly (libjpeg pads it grey); never a traceback
-    assert rows["truncated.jpg"]["error"] or rows["truncated.jpg"]["label"] in ("", *LABELS)
+    # OpenCV 4.x's libjpeg gives up on a JPEG cut at a third: an error row, not a half-grey photo
+    assert "not a decodable image" in rows["truncated.jpg"]["error"] and rows["truncated.jpg"]["label"] == ""
     assert "skipped" in result.stderr and "Traceback" not in result.output
 
 

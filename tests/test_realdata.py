@@ -83,13 +83,17 @@ def test_haar_finds_most_upscaled_fer_faces(fer):
 
     det = HaarDetector(max_side=0)
     faces = fer["val"].x[:200]
-    found = 0
+    found, face_sized = 0, 0
     for face in faces:
         big = cv2.copyMakeBorder(cv2.resize(face, (192, 192), interpolation=cv2.INTER_CUBIC), 96, 96, 96, 96,
                                  cv2.BORDER_REFLECT_101)
-        found += bool(det.detect(big))
+        # a hit counts when it lies on the face itself, not on one of its mirrored copies in the border
+        on_face = [d for d in det.detect(big) if 96 <= d.x + d.w / 2 <= 288 and 96 <= d.y + d.h / 2 <= 288]
+        if on_face:
+            found += 1
+            face_sized += any(140 <= d.w <= 240 for d in on_face)  # a whole face: Haar's box is ~44/48 of the crop
     assert found / len(faces) > 0.6  # 76% on all of PublicTest (benchmarks/crop_margin.py)
-    np.testing.assert_array_equal(faces.shape, (200, 48, 48))
+    assert face_sized / found > 0.8
 
 
 @pytest.mark.parametrize("name", ["default", "fast"])
