@@ -18,6 +18,8 @@ WORK=$(mktemp -d)
 SUMMARY="$WORK/summary.tsv"
 printf 'step\tstatus\tseconds\tresult\n' > "$SUMMARY"
 note() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$SUMMARY"; }
+# clip N: the first N characters of stdin (cut -c counts bytes and can split a UTF-8 character in two)
+clip() { python3 -c 'import sys; print(sys.stdin.read()[: int(sys.argv[1])], end="")' "$1"; }
 # step NAME LIMIT_S CMD...: runs CMD with a time limit, keeps its log, records pass/fail and the seconds it took
 step() {
   local name=$1 limit=$2; shift 2
@@ -60,7 +62,7 @@ make_clip(Path(sys.argv[1]), (640, 480), 3, int(sys.argv[2]))
 EOF
 
 step classify 90 fer-edge classify "$WORK/clip.avi" --device "$DEV" --video-every 0 --out "$WORK/faces.csv"
-note "classify (clip, every frame, --device $DEV)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'frames/s|faces/s|runs on|model .* on ' "$WORK/classify.log" | tr -s ' ' | tr '\n' ' ' | cut -c1-160)"
+note "classify (clip, every frame, --device $DEV)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'frames/s|faces/s|runs on|model .* on ' "$WORK/classify.log" | tr -s ' ' | tr '\n' ' ' | clip 160)"
 
 step webcam 90 fer-edge webcam --source "$WORK/clip.avi" --no-display --device "$DEV"
 note "webcam (640x480, 3 faces, --device $DEV)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -oE '[0-9.]+ FPS, [A-Za-z]+' "$WORK/webcam.log" | head -n 1)"
@@ -90,7 +92,7 @@ open(sys.argv[1], "w").write("\n".join(rows) + "\n")
 EOF
 fi
 step train 150 fer-edge train --data "$DATA" --arch fernet-s --epochs 2 --device "$DEV" --out "$WORK/run" --no-tta
-note "train (fernet-s, 2 epochs, bf16 AMP, $(basename "$DATA"))" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E '^epoch' "$WORK/train.log" | sed -E 's/ +/ /g' | tr '\n' ';' | cut -c1-200)"
+note "train (fernet-s, 2 epochs, bf16 AMP, $(basename "$DATA"))" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E '^epoch' "$WORK/train.log" | sed -E 's/ +/ /g' | tr '\n' ';' | clip 200)"
 
 echo
 echo "=== summary (GPU: ${GPU:-none})"
