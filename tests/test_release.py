@@ -34,7 +34,8 @@ def test_the_wheel_carries_the_models_and_a_short_card_not_the_history(wheel):
     assert wheel.name.startswith(f"fer_edge-{fer_edge.__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("fer_edge/assets/fer-edge.onnx", "fer_edge/assets/fer-edge-fast.onnx", "fer_edge/assets/MODEL_CARD.md",
-                   "fer_edge/cli/app.py", "fer_edge/train/trainer.py", "fer_edge/export/onnx_export.py"):
+                   "fer_edge/cli/app.py", "fer_edge/train/trainer.py", "fer_edge/export/onnx_export.py",
+                   "fer_edge/serve/page/index.html", "fer_edge/serve/page/app.js", "fer_edge/serve/page/style.css"):
         assert needed in names, needed
     assert not [n for n in names if n.endswith((".csv", ".json")) and "/assets/" in n]  # no training logs
     assert not [n for n in names if n.startswith(("tests/", "train/", "export/", "docs/", "benchmarks/"))]
