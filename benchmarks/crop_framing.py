@@ -26,7 +26,8 @@ from fer_edge.recognizer import resolve_model
 from fer_edge.train.data import load_dataset
 from fer_edge.train.faces import crop_photos, group_folds, groups
 
-UPSCALE, PAD = 4, 96
+from crop_margin import PAD, UPSCALE, embed  # a 48x48 face inside a larger photo, as crop_margin.py builds it
+
 
 
 def landmarks(faces: np.ndarray, yunet: Path) -> np.ndarray:
@@ -36,9 +37,7 @@ def landmarks(faces: np.ndarray, yunet: Path) -> np.ndarray:
     net = cv2.FaceDetectorYN.create(str(yunet), "", (side, side), 0.5)
     out = np.full((len(faces), 10), np.nan)
     for i, f in enumerate(faces):
-        big = cv2.copyMakeBorder(cv2.resize(f, (48 * UPSCALE,) * 2, interpolation=cv2.INTER_CUBIC), PAD, PAD, PAD, PAD,
-                                 cv2.BORDER_REFLECT_101)
-        _, found = net.detect(cv2.cvtColor(big, cv2.COLOR_GRAY2BGR))
+        _, found = net.detect(cv2.cvtColor(embed(f), cv2.COLOR_GRAY2BGR))
         if found is None or len(found) == 0:
             continue
         centre = found[:, :2] + found[:, 2:4] / 2  # the face nearest the middle: the crop's own, not a mirror's

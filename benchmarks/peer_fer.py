@@ -31,66 +31,55 @@ from rich.table import Table
 
 from fer_edge.contract import LABELS
 
+# Each side reads its work from stdin (photo paths, or the path of an .npy of crops; argv names which) and
+# prints {"labels", "seconds" (the loop), "startup" (import, load, first item)} as one JSON line.
 FER_SIDE = r"""
 import json, sys, time, logging, os
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 logging.disable(logging.WARNING)
-import cv2
+import cv2, numpy as np
 t0 = time.time()
 from fer.fer import FER
-det = FER()  # its defaults: Haar, smallest face 50 px, the TFLite model
-paths = json.load(sys.stdin)
-det.detect_emotions(cv2.imread(paths[0]))  # warm-up
+crops = sys.argv[1] == "crops"
+# photos: fer's defaults (Haar, smallest face 50 px, the TFLite model); crops: the crop is the face, so no
+# margin is added (fer's default adds 10 px of black border) and the whole crop is the face box
+det = FER(offsets=(0, 0)) if crops else FER()
+work = json.load(sys.stdin)
+items = np.load(work) if crops else work
+def faces_of(item):
+    if crops:
+        return det.detect_emotions(cv2.cvtColor(item, cv2.COLOR_GRAY2BGR), face_rectangles=[(0, 0, 48, 48)])
+    return det.detect_emotions(cv2.imread(item))
+faces_of(items[0])  # warm-up
 start = time.time() - t0
 labels = []
 t1 = time.time()
-for p in paths:
-    faces = det.detect_emotions(cv2.imread(p))
+for item in items:
+    faces = faces_of(item)
     labels.append(max(faces[0]["emotions"].items(), key=lambda kv: kv[1])[0] if faces else None)
 print(json.dumps({"labels": labels, "seconds": time.time() - t1, "startup": start}))
 """
 
-FER_CROPS = r"""
-import json, sys, time, logging, os
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-logging.disable(logging.WARNING)
-import cv2, numpy as np
-from fer.fer import FER
-det = FER(offsets=(0, 0))  # the crop is the face: no margin added (fer's default adds 10 px of black border)
-faces = np.load(json.load(sys.stdin))
-labels = []
-t1 = time.time()
-for f in faces:
-    out = det.detect_emotions(cv2.cvtColor(f, cv2.COLOR_GRAY2BGR), face_rectangles=[(0, 0, 48, 48)])
-    labels.append(max(out[0]["emotions"].items(), key=lambda kv: kv[1])[0] if out else None)
-print(json.dumps({"labels": labels, "seconds": time.time() - t1, "startup": 0.0}))
-"""
-
-EDGE_CROPS = r"""
-import json, sys, time
-import numpy as np
-from fer_edge import Recognizer
-from fer_edge.contract import LABELS
-rec = Recognizer(sys.argv[1])
-faces = np.load(json.load(sys.stdin))
-t1 = time.time()
-labels = [LABELS[i] for i in rec.classifier.predict_probs(faces).argmax(1)]
-print(json.dumps({"labels": labels, "seconds": time.time() - t1, "startup": 0.0}))
-"""
-
 EDGE_SIDE = r"""
 import json, sys, time
-import cv2
+import cv2, numpy as np
 t0 = time.time()
 from fer_edge import Recognizer
-model, detector, detector_model = sys.argv[1], sys.argv[2], sys.argv[3] or None
+from fer_edge.contract import LABELS
+mode, model, detector, detector_model = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] or None
 rec = Recognizer(model, detector=detector, detector_model=detector_model)
-paths = json.load(sys.stdin)
-rec.predict(cv2.imread(paths[0]))  # warm-up
+work = json.load(sys.stdin)
+if mode == "crops":  # ready crops: one batched classification
+    faces = np.load(work)
+    t1 = time.time()
+    labels = [LABELS[i] for i in rec.classifier.predict_probs(faces).argmax(1)]
+    print(json.dumps({"labels": labels, "seconds": time.time() - t1, "startup": 0.0}))
+    sys.exit(0)
+rec.predict(cv2.imread(work[0]))  # warm-up
 start = time.time() - t0
 labels = []
 t1 = time.time()
-for p in paths:
+for p in work:
     faces = rec.predict(cv2.imread(p))
     labels.append(max(faces, key=lambda f: f.det_score).label if faces else None)
 print(json.dumps({"labels": labels, "seconds": time.time() - t1, "startup": start}))
@@ -132,8 +121,9 @@ def main() -> None:
     root = args.data or data / "taiwanese"
     photos = held_out_photos(root, args.photos)
     paths, truth = [p for p, _ in photos], [LABELS[y] for _, y in photos]
-    sides = {"fer": [args.fer_python, "-c", FER_SIDE],
-             f"fer-edge {args.model} ({args.detector})": [sys.executable, "-c", EDGE_SIDE, args.model, args.detector, args.detector_model]}
+    sides = {"fer": [args.fer_python, "-c", FER_SIDE, "photos"],
+             f"fer-edge {args.model} ({args.detector})": [sys.executable, "-c", EDGE_SIDE, "photos", args.model,
+                                                          args.detector, args.detector_model]}
     runs: dict[str, list[dict]] = {k: [] for k in sides}
     for _ in range(args.rounds):
         for name, cmd in sides.items():
@@ -172,8 +162,8 @@ def crops_table(args, data: Path) -> None:
         for name, s in sets.items():
             faces = Path(tmp) / f"{len(results)}.npy"
             np.save(faces, s.x)
-            for system, cmd in (("fer", [args.fer_python, "-c", FER_CROPS]),
-                                (f"fer-edge {args.model}", [sys.executable, "-c", EDGE_CROPS, args.model])):
+            for system, cmd in (("fer", [args.fer_python, "-c", FER_SIDE, "crops"]),
+                                (f"fer-edge {args.model}", [sys.executable, "-c", EDGE_SIDE, "crops", args.model, "haar", ""])):
                 labels = run_side(cmd, str(faces))["labels"]
                 acc = sum(a == LABELS[b] for a, b in zip(labels, s.y)) / len(s.y)
                 results.setdefault(system, []).append(f"{100 * acc:.2f}% ({len(s.y)})")

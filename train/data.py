@@ -71,7 +71,7 @@ def default_cache_dir() -> Path:
 # ---------------------------------------------------------------------------------------------- CSV
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def open_text(path: Path) -> io.TextIOBase:
     with open(path, "rb") as f:
         magic = f.read(2)
     # utf-8-sig: a CSV saved by Excel or Notepad starts with a byte-order mark; it is not part of "emotion"
@@ -85,7 +85,7 @@ def parse_fer_csv(path: Path) -> dict[str, Split]:
     xs: dict[str, list[np.ndarray]] = {}
     ys: dict[str, list[int]] = {}
     try:
-        with _open_text(path) as f:
+        with open_text(path) as f:
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:

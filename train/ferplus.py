@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +20,13 @@ import numpy as np
 from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError
 
-from .data import USAGE_TO_SPLIT, Split
+from .data import USAGE_TO_SPLIT, Split, open_text
 
 # The votes file's class columns in our label order (contempt, unknown and NF are handled apart).
 VOTE_COLUMNS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "happiness", "sad": "sadness",
                 "surprise": "surprise", "neutral": "neutral"}
 OTHER_COLUMNS = ("contempt", "unknown", "NF")
 CONTEMPT = ("drop", "disgust", "angry")  # contempt votes: ignored, or counted for one of our classes
-
-
-def _text(path: Path) -> io.TextIOBase:
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="") if gz else open(path, newline="")
 
 
 def read_votes(path: str | Path, contempt: str = "drop") -> dict[str, dict[int, np.ndarray]]:
@@ -45,7 +38,7 @@ def read_votes(path: str | Path, contempt: str = "drop") -> dict[str, dict[int, 
     path = Path(path)
     out: dict[str, dict[int, np.ndarray]] = {}
     try:
-        with _text(path) as f:
+        with open_text(path) as f:
             reader = csv.DictReader(f)
             need = {"row", "Usage", *OTHER_COLUMNS, *VOTE_COLUMNS.values()}
             if not need <= set(reader.fieldnames or ()):
@@ -69,7 +62,7 @@ def read_votes(path: str | Path, contempt: str = "drop") -> dict[str, dict[int, 
 def split_offsets(csv_path: str | Path) -> dict[str, list[int]]:
     """{split: the CSV rows of that split, in order}: the map from a CSV row to its index in the split."""
     rows: dict[str, list[int]] = {}
-    with _text(Path(csv_path)) as f:
+    with open_text(Path(csv_path)) as f:
         reader = csv.reader(f)
         header = [h.strip().lower() for h in next(reader)]
         iu = header.index("usage") if "usage" in header else None

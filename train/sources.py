@@ -117,8 +117,8 @@ def assemble(cfg) -> Sources:
             vals[name] = Validation(ds["val"], True)
         checked = f", {len(ds['val'])} to validate on" if ds.has("val") else ""
         notes.append(f"{path}: {len(ds['train'])} training faces x{repeat}{checked}")
-    if len(parts) > 1 or train.soft is not None:
-        soft = [p.soft if p.soft is not None else _one_hot(p.y) for p in parts]
-        train = Split(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), np.concatenate(soft))
+    if len(parts) > 1:  # hard sources beside a soft one learn their label as a one-hot distribution
+        soft = None if train.soft is None else np.concatenate([p.soft if p.soft is not None else _one_hot(p.y) for p in parts])
+        train = Split(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), soft)
     sha = ids[0] if len(ids) == 1 else hashlib.sha256("\n".join(ids).encode()).hexdigest()
     return Sources(train, vals, test, sha, notes)

@@ -33,7 +33,7 @@ from .evaluate import evaluate_probs, torch_probs
 from .from_onnx import checkpoint_from_onnx
 from .models import ARCHS, build_model, count_macs, count_params
 from .report import Report, write_report
-from .sources import Validation, assemble, prepare_splits  # noqa: F401 (prepare_splits: the trainer's API too)
+from .sources import Validation, assemble
 
 
 @dataclass

@@ -38,7 +38,6 @@ def serve(
         from fer_edge.serve.pool import RecognizerPool
     except ImportError as e:
         raise FerEdgeError(f'fer-edge serve needs the serve extra: pip install "fer-edge[serve]" ({e.name} is missing)') from None
-    from fer_edge.detect import make_detector
     from fer_edge.facts import gather
     from fer_edge.recognizer import Recognizer, resolve_model
 
@@ -54,7 +53,7 @@ def serve(
 
     pool = RecognizerPool(make, workers=workers, queue_size=queue, batch=batch)
     first = pool.recognizers[0]
-    info = gather(first.classifier, path, make_detector(detector.value, detector_model))
+    info = gather(first.classifier, path, first.detector)
     app = create_app(pool, info, ServeConfig(token=token, max_upload_mb=max_upload))
     scheme = "https" if ssl_certfile else "http"
     typer.echo(f"model {path} on {first.classifier.providers.describe()}; detector {first.detector.name}; "

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from fer_edge.errors import FerEdgeError
+from fer_edge.imageio import to_bgr_u8
 from fer_edge.render import annotate
 from fer_edge.writers import face_record
 
@@ -121,7 +122,7 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
         files = await _images(request, limit, max_files=1)
         image, faces = await classify_image(files[0][1], detect, min_face)
         if annotate_image:
-            ok, jpeg = cv2.imencode(".jpg", annotate(_bgr(image), faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
+            ok, jpeg = cv2.imencode(".jpg", annotate(to_bgr_u8(image), faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
             return Response(jpeg.tobytes(), media_type="image/jpeg")
         return {"faces": [face_record(i, f) for i, f in enumerate(faces)]}
 
@@ -183,12 +184,6 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
 
 def _page_file(name: str) -> str:
     return resources.files("fer_edge.serve").joinpath("page", name).read_text(encoding="utf-8")
-
-
-def _bgr(image):
-    from fer_edge.imageio import to_bgr_u8
-
-    return to_bgr_u8(image)
 
 
 def _error(e: Refused, metrics: Metrics) -> JSONResponse:

@@ -81,42 +81,38 @@ class RecognizerPool:
 
     def _work(self, rec: Recognizer) -> None:
         while (jobs := self._take()) is not None:
-            found: list[tuple[Job, np.ndarray, list[Detection]]] = []
+            found: list[tuple[Job, np.ndarray, list[Detection], float]] = []
             for job in jobs:
                 try:
                     image = decode_image(job.data)
-                    found.append((job, image, _detections(rec, image, job)))
+                    found.append((job, image, *_detections(rec, image, job)))
                 except Exception as e:  # one bad image fails its own request only
                     job.future.set_exception(e)
             try:
                 faces = _classify_together(rec, found)
             except Exception as e:
-                for job, _, _ in found:
+                for job, *_ in found:
                     job.future.set_exception(e)
                 continue
-            for (job, image, _), result in zip(found, faces):
+            for (job, image, *_), result in zip(found, faces):
                 job.future.set_result((image, result))
 
 
-def _detections(rec: Recognizer, image: np.ndarray, job: Job) -> list[Detection]:
+def _detections(rec: Recognizer, image: np.ndarray, job: Job) -> tuple[list[Detection], float]:
+    """The faces to classify and the crop margin: a whole image that is one face crop is cropped as it is."""
     h, w = image.shape[:2]
     if not job.detect or is_face_crop(image):
-        return [Detection(0, 0, w, h, 1.0)]
-    return [d for d in rec.detect(image) if min(d.box[2], d.box[3]) >= job.min_face]
+        return [Detection(0, 0, w, h, 1.0)], 0.0
+    return [d for d in rec.detect(image) if min(d.box[2], d.box[3]) >= job.min_face], rec.margin
 
 
-def _classify_together(rec: Recognizer, found: list[tuple[Job, np.ndarray, list[Detection]]]) -> list[list[Face]]:
+def _classify_together(rec: Recognizer, found: list[tuple[Job, np.ndarray, list[Detection], float]]) -> list[list[Face]]:
     """Every face of every image in one classifier call; the answers split back per image."""
-    crops, counts = [], []
-    for job, image, dets in found:
-        whole = not job.detect or is_face_crop(image)  # the image is the face: no margin around it
-        margin = 0.0 if whole else rec.margin
-        if dets:
-            crops.append(crop_faces(image, [d.box for d in dets], margin, level_tilts([d.angle for d in dets])))
-        counts.append(len(dets))
+    crops = [crop_faces(image, [d.box for d in dets], margin, level_tilts([d.angle for d in dets]))
+             for _, image, dets, margin in found if dets]
     probs = rec.classifier.predict_probs(np.concatenate(crops)) if crops else np.zeros((0, 7), np.float32)
     out, at = [], 0
-    for (_, _, dets), n in zip(found, counts):
-        out.append([face_from(d.box, d.score, p) for d, p in zip(dets, probs[at : at + n])])
-        at += n
+    for _, _, dets, _ in found:
+        out.append([face_from(d.box, d.score, p) for d, p in zip(dets, probs[at : at + len(dets)])])
+        at += len(dets)
     return out
