@@ -21,6 +21,7 @@ import numpy as np
 from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError
 from fer_edge.realtime.capture import Frame, VideoSource
+from fer_edge.realtime.follow import CutDetector, FaceFollower
 from fer_edge.realtime.smooth import EmotionSmoother
 from fer_edge.realtime.track import IoUTracker
 from fer_edge.recognizer import Recognizer
@@ -115,7 +116,11 @@ class LoopResult:
 
 
 class Pipeline:
-    """detect -> track -> classify -> smooth for one frame; holds the per-stream state."""
+    """detect -> track -> follow -> classify -> smooth for one frame; holds the per-stream state.
+
+    Every box it returns is on a face: found by the detector on this frame, or found again near its
+    predicted place by the track's template (FaceFollower). A box that no longer looks like its face is
+    left out, and a shot cut ends every track and brings the next detection forward to the cut's frame."""
 
     def __init__(self, recognizer: Recognizer, detect_every: int = 2, smoother: EmotionSmoother | None = None,
                  tracker: IoUTracker | None = None, fps: float = 30.0, hold_seconds: float = 0.5):
@@ -125,17 +130,34 @@ class Pipeline:
         # a face the detector misses keeps its id for about hold_seconds, counted in detection rounds
         rounds = max(1, math.ceil(hold_seconds * (fps if fps > 0 else 30.0) / self.detect_every))
         self.tracker = tracker or IoUTracker(max_missed=rounds)
+        self.follower = FaceFollower()
+        self.cuts = CutDetector()
         self._count = 0
 
     def detect(self, image: np.ndarray) -> list:
+        if self.cuts.is_cut(image):
+            self.tracker.reset()
+            self._count = 0  # detect on the cut's frame; the rhythm restarts from it
         if self._count % self.detect_every == 0:
             dets = self.recognizer.detect(image)
             tracks = self.tracker.update([d.box for d in dets], [d.score for d in dets], [d.angle for d in dets])
-            self.smoother.forget(self.tracker.ids())
+            live = self.tracker.ids()
+            self.smoother.forget(live)
+            self.follower.forget(live)
         else:  # between detections the tracker carries the boxes along their motion
             tracks = self.tracker.predict()
         self._count += 1
-        return tracks
+        on_faces = []
+        for t in tracks:
+            if t.detected_now:
+                self.follower.remember(t.id, image, t.box)
+            else:
+                found = self.follower.find(t.id, image, t.box)
+                if found is None:
+                    continue  # kept for its id, not classified: nothing there looks like its face
+                self.tracker.follow(t, found)
+            on_faces.append(t)
+        return on_faces
 
     def classify(self, image: np.ndarray, tracks: list) -> list[TrackedFace]:
         if not tracks:

@@ -93,6 +93,18 @@ class IoUTracker:
         found = [owner[bi] for bi in range(len(boxes))]
         return found + [t for t in self.tracks if t.held]
 
+    def follow(self, t: Track, box: Box) -> None:
+        """The face was found at `box` without the detector (FaceFollower): the box and the motion follow it;
+        a track the detector has lost still counts its missed rounds."""
+        if t.detected is not None and t.since > 0:
+            seen = tuple((n - o) / t.since for n, o in zip(box, t.detected))
+            t.velocity = tuple(self.damping * v + (1 - self.damping) * s for v, s in zip(t.velocity, seen))
+        t.box, t.detected, t.since = box, box, 0
+
+    def reset(self) -> None:
+        """A shot cut: every track ends (ids are still never reused)."""
+        self.tracks = []
+
     def predict(self) -> list[Track]:
         """A frame without detection: move every live track along its velocity (held ones too)."""
         self._advance()

@@ -1,0 +1,117 @@
+"""Between detections, keep each box on its face, or drop it; and notice shot cuts.
+
+A box carried along its track's motion drifts: onto a microphone, a chin, or, after a cut, onto a face that
+is no longer there. `FaceFollower` keeps a small grey template of every face where the detector last found
+it and, on the frames the detector skips or misses, looks for it around the predicted box (normalised
+cross-correlation on a copy scaled so the face is `TEMPLATE` px wide: a fraction of a millisecond a face).
+Found: the box moves to where the face is. Not found: the box is not classified and no record is written for
+it; the track keeps its id until the tracker gives it up, in case the detector finds the face again.
+
+`CutDetector` compares each frame's thumbnail with the last one: a jump far above the clip's recent
+frame-to-frame change is a cut, and a face seen before a cut says nothing about the frame after it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]
+
+TEMPLATE = 24  # px across the face: enough texture to tell a face from a chin, cheap to match
+SEARCH = 0.5  # search this share of the box's size around the predicted box, on each side
+MIN_MATCH = 0.6  # TM_CCOEFF_NORMED; the same face a few frames on scores 0.8-0.99
+MIN_CONTRAST = 6.0  # grey-level std below which a window is flat: correlation there means nothing
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return image
+    return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY)
+
+
+def _clip(box: Box, shape: tuple[int, ...]) -> Box | None:
+    h, w = shape[:2]
+    x0, y0 = max(0, box[0]), max(0, box[1])
+    x1, y1 = min(w, box[0] + box[2]), min(h, box[1] + box[3])
+    return (x0, y0, x1 - x0, y1 - y0) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
+
+
+class FaceFollower:
+    def __init__(self, template: int = TEMPLATE, search: float = SEARCH, min_match: float = MIN_MATCH):
+        self.template = template
+        self.search = search
+        self.min_match = min_match
+        self._faces: dict[int, np.ndarray] = {}  # track id -> its face's grey template, TEMPLATE px wide
+
+    def remember(self, track_id: int, image: np.ndarray, box: Box) -> None:
+        """The detector found this face here: its look becomes the track's template."""
+        inside = _clip(box, image.shape)
+        if inside is None:
+            return
+        x, y, w, h = inside
+        scale = self.template / w
+        size = (self.template, max(4, round(h * scale)))
+        self._faces[track_id] = cv2.resize(_gray(image[y : y + h, x : x + w]), size, interpolation=cv2.INTER_AREA)
+
+    def find(self, track_id: int, image: np.ndarray, predicted: Box) -> Box | None:
+        """Where the track's face is near `predicted`, or None when nothing there looks like it.
+
+        The part of the face still inside the frame is matched (a face leaving the frame is followed until
+        less than a third of it shows), at the predicted size and 10% either side of it (a face nearing or
+        leaving the camera)."""
+        tmpl = self._faces.get(track_id)
+        if tmpl is None:
+            return None
+        x, y, w, h = predicted
+        visible = _clip(predicted, image.shape)
+        if visible is None or visible[2] * visible[3] < w * h / 3:
+            return None
+        mx, my = round(w * self.search), round(h * self.search)
+        window = _clip((visible[0] - mx, visible[1] - my, visible[2] + 2 * mx, visible[3] + 2 * my), image.shape)
+        wx, wy, ww, wh = window
+        gray = _gray(image[wy : wy + wh, wx : wx + ww])
+        best = (self.min_match, None)
+        for zoom in (1.0, 1.1, 1 / 1.1):
+            size = w * zoom  # the face's width in the frame at this guess
+            scale = tmpl.shape[1] / size  # frame px -> template px
+            # the template's part that falls inside the frame, at this size
+            tx0, ty0 = round((visible[0] - x) * scale), round((visible[1] - y) * scale)
+            part = tmpl[ty0 : ty0 + round(visible[3] * scale), tx0 : tx0 + round(visible[2] * scale)]
+            region_size = (round(ww * scale), round(wh * scale))
+            if min(part.shape) < 8 or region_size[0] < part.shape[1] or region_size[1] < part.shape[0]:
+                continue
+            region = cv2.resize(gray, region_size, interpolation=cv2.INTER_AREA)
+            if float(region.std()) < MIN_CONTRAST:
+                return None
+            _, score, _, (bx, by) = cv2.minMaxLoc(cv2.matchTemplate(region, part, cv2.TM_CCOEFF_NORMED))
+            if np.isfinite(score) and score > best[0]:
+                bw, bh = round(w * zoom), round(h * zoom)
+                best = (score, (wx + round(bx / scale) - round(tx0 / scale), wy + round(by / scale) - round(ty0 / scale), bw, bh))
+        return best[1]
+
+    def forget(self, live: set[int]) -> None:
+        for k in [k for k in self._faces if k not in live]:
+            del self._faces[k]
+
+
+class CutDetector:
+    """A frame whose thumbnail differs from the last one's by far more than the recent frames did."""
+
+    def __init__(self, floor: float = 20.0, factor: float = 4.0, history: int = 15):
+        self.floor = floor  # mean grey-level change a cut needs at least (a pan or a person moving stays below)
+        self.factor = factor  # and this many times the recent median change (a shaky camera raises the bar)
+        self._recent: deque[float] = deque(maxlen=history)
+        self._last: np.ndarray | None = None
+
+    def is_cut(self, image: np.ndarray) -> bool:
+        thumb = cv2.resize(_gray(image), (48, 27), interpolation=cv2.INTER_AREA).astype(np.float32)
+        last, self._last = self._last, thumb
+        if last is None:
+            return False
+        change = float(np.abs(thumb - last).mean())
+        usual = float(np.median(self._recent)) if self._recent else 0.0
+        self._recent.append(change)
+        return change >= max(self.floor, self.factor * usual)
