@@ -475,3 +475,44 @@ def test_records_say_whether_the_box_was_detected_and_held_boxes_are_dashed(vide
     draw_face(dashed, (50, 50, 100, 100), "happy", 0.9, held=True)
     top_solid, top_dashed = solid[50, 50:150].any(-1), dashed[50, 50:150].any(-1)
     assert top_solid.all() and 0.3 < top_dashed.mean() < 0.8  # the held box's edge has gaps
+
+
+def test_staged_loop_writes_the_records_of_the_unstaged_one(video, tiny_model):
+    """Capture and detection run ahead in their own threads; every frame is still processed, in order, and
+    each record is the one the one-thread loop writes (time aside: it is the wall clock's)."""
+
+    class Rows:
+        def __init__(self):
+            self.rows = []
+
+        def write(self, rec):
+            self.rows.append({k: v for k, v in rec.items() if k != "time"})
+
+    out = {}
+    for staged in (False, True):
+        rec = Recognizer(tiny_model, detector="haar", device="cpu", detect_size=480)
+        src = VideoSource(parse_source(str(video)))
+        rows = Rows()
+        result = run(src, Pipeline(rec, 3, fps=src.fps), LoopOptions(3, staged=staged), [rows])
+        src.close()
+        assert result.frames == FRAMES and result.stopped_by == "end of video"
+        out[staged] = rows.rows
+    assert out[True] == out[False] and len(out[True]) > FRAMES
+
+
+def test_a_failing_detector_stops_the_staged_loop_with_its_error(video, tiny_model):
+    rec = Recognizer(tiny_model, detector="haar", device="cpu")
+    calls = []
+
+    def broken(image):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("detector broke")
+        return []
+
+    rec.detect = broken
+    src = VideoSource(parse_source(str(video)))
+    with pytest.raises(RuntimeError, match="detector broke"):
+        run(src, Pipeline(rec, 1), LoopOptions(1))
+    src.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("fer-edge-de")]

@@ -23,7 +23,11 @@ Box = tuple[int, int, int, int]
 TEMPLATE = 24  # px across the face: enough texture to tell a face from a chin, cheap to match
 SEARCH = 0.5  # search this share of the box's size around the predicted box, on each side
 MIN_MATCH = 0.6  # TM_CCOEFF_NORMED; the same face a few frames on scores 0.8-0.99
-MIN_CONTRAST = 6.0  # grey-level std below which a window is flat: correlation there means nothing
+MIN_CONTRAST = 6.0
+# how the face is looked for, as (width, height) of the predicted box and whether mirrored: as predicted,
+# nearer, further, turning (a face turning away narrows), and turned the other way (roughly its mirror image)
+LOOKS = ((1.0, 1.0, False), (1.1, 1.1, False), (1 / 1.1, 1 / 1.1, False), (0.75, 1.0, False), (1.0, 1.0, True),
+         (0.75, 1.0, True))  # grey-level std below which a window is flat: correlation there means nothing
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -60,8 +64,7 @@ class FaceFollower:
         """Where the track's face is near `predicted`, or None when nothing there looks like it.
 
         The part of the face still inside the frame is matched (a face leaving the frame is followed until
-        less than a third of it shows), at the predicted size and 10% either side of it (a face nearing or
-        leaving the camera)."""
+        less than a third of it shows), at the sizes in LOOKS."""
         tmpl = self._faces.get(track_id)
         if tmpl is None:
             return None
@@ -74,13 +77,12 @@ class FaceFollower:
         wx, wy, ww, wh = window
         gray = _gray(image[wy : wy + wh, wx : wx + ww])
         best = (self.min_match, None)
-        for zoom in (1.0, 1.1, 1 / 1.1):
-            size = w * zoom  # the face's width in the frame at this guess
-            scale = tmpl.shape[1] / size  # frame px -> template px
+        for zx, zy, mirrored in LOOKS:
+            sx, sy = tmpl.shape[1] / (w * zx), tmpl.shape[0] / (h * zy)  # frame px -> template px
             # the template's part that falls inside the frame, at this size
-            tx0, ty0 = round((visible[0] - x) * scale), round((visible[1] - y) * scale)
-            part = tmpl[ty0 : ty0 + round(visible[3] * scale), tx0 : tx0 + round(visible[2] * scale)]
-            region_size = (round(ww * scale), round(wh * scale))
+            tx0, ty0 = round((visible[0] - x) * sx), round((visible[1] - y) * sy)
+            part = (tmpl[:, ::-1] if mirrored else tmpl)[ty0 : ty0 + round(visible[3] * sy), tx0 : tx0 + round(visible[2] * sx)]
+            region_size = (round(ww * sx), round(wh * sy))
             if min(part.shape) < 8 or region_size[0] < part.shape[1] or region_size[1] < part.shape[0]:
                 continue
             region = cv2.resize(gray, region_size, interpolation=cv2.INTER_AREA)
@@ -88,8 +90,7 @@ class FaceFollower:
                 return None
             _, score, _, (bx, by) = cv2.minMaxLoc(cv2.matchTemplate(region, part, cv2.TM_CCOEFF_NORMED))
             if np.isfinite(score) and score > best[0]:
-                bw, bh = round(w * zoom), round(h * zoom)
-                best = (score, (wx + round(bx / scale) - round(tx0 / scale), wy + round(by / scale) - round(ty0 / scale), bw, bh))
+                best = (score, (wx + round((bx - tx0) / sx), wy + round((by - ty0) / sy), round(w * zx), round(h * zy)))
         return best[1]
 
     def forget(self, live: set[int]) -> None:

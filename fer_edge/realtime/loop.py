@@ -1,7 +1,9 @@
 """The realtime loop: it only wires the stages together.
 
-    capture -> detect (every N frames, on a small copy) -> track -> classify (one batch) -> smooth
+    capture -> detect (every N frames, on a small copy) -> track -> follow -> classify (one batch) -> smooth
             -> draw -> display / write video / write records
+
+Capture and detection run ahead in their own threads (stages.py); the rest runs here, in order.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fer_edge.errors import FerEdgeError
 from fer_edge.realtime.capture import Frame, VideoSource
 from fer_edge.realtime.follow import CutDetector, FaceFollower
 from fer_edge.realtime.smooth import EmotionSmoother
+from fer_edge.realtime.stages import StagedFrames
 from fer_edge.realtime.track import IoUTracker
 from fer_edge.recognizer import Recognizer
 from fer_edge.render import draw_face, draw_hud
@@ -54,6 +57,25 @@ class LoopOptions:
     max_frames: int = 0  # 0: no bound
     duration: float = 0.0  # seconds; 0: no bound
     snapshot_dir: Path = Path(".")
+    staged: bool = True  # capture and detection run ahead in their own threads (stages.py); same records
+
+
+@dataclass(frozen=True)
+class TrackView:
+    """A track as one frame saw it: detection hands these on while it moves on to the next frame."""
+    id: int
+    box: tuple[int, int, int, int]
+    angle: float
+    detected_now: bool
+    held: bool
+
+
+class Seen(list):
+    """This frame's tracks whose boxes are on a face, and the ids of every live track (held ones too)."""
+
+    def __init__(self, views: list[TrackView], live: set[int]):
+        super().__init__(views)
+        self.live = live
 
 
 class Timings:
@@ -141,9 +163,7 @@ class Pipeline:
         if self._count % self.detect_every == 0:
             dets = self.recognizer.detect(image)
             tracks = self.tracker.update([d.box for d in dets], [d.score for d in dets], [d.angle for d in dets])
-            live = self.tracker.ids()
-            self.smoother.forget(live)
-            self.follower.forget(live)
+            self.follower.forget(self.tracker.ids())
         else:  # between detections the tracker carries the boxes along their motion
             tracks = self.tracker.predict()
         self._count += 1
@@ -156,10 +176,12 @@ class Pipeline:
                 if found is None:
                     continue  # kept for its id, not classified: nothing there looks like its face
                 self.tracker.follow(t, found)
-            on_faces.append(t)
-        return on_faces
+            on_faces.append(TrackView(t.id, tuple(int(v) for v in t.box), t.angle, t.detected_now, t.held))
+        return Seen(on_faces, self.tracker.ids())
 
     def classify(self, image: np.ndarray, tracks: list) -> list[TrackedFace]:
+        if isinstance(tracks, Seen):
+            self.smoother.forget(tracks.live)
         if not tracks:
             return []
         probs = self.recognizer.face_probs(image, [t.box for t in tracks], tilts=[t.angle for t in tracks])
@@ -259,7 +281,9 @@ def run(
     frames = records = 0
     interrupted = None
     start = time.perf_counter()
+    staged = None
     try:
+        staged = StagedFrames(source, pipeline.detect) if options.staged else None
         while True:
             if options.max_frames and frames >= options.max_frames:
                 stopped_by = f"--max-frames {options.max_frames}"
@@ -277,19 +301,27 @@ def run(
                 time.sleep(0.01)
                 continue
 
-            t0 = time.perf_counter()
-            frame = source.read()
-            if frame is None:
-                stopped_by = source.error or "end of video"
-                break
-            t1 = time.perf_counter()
-            active = pipeline.detect(frame.image)
+            if staged is not None:
+                ahead = staged.next()
+                if ahead is None:
+                    stopped_by = source.error or "end of video"
+                    break
+                frame, active, capture_s, detect_s = ahead.frame, ahead.tracks, ahead.capture_s, ahead.detect_s
+            else:
+                t0 = time.perf_counter()
+                frame = source.read()
+                if frame is None:
+                    stopped_by = source.error or "end of video"
+                    break
+                t1 = time.perf_counter()
+                active = pipeline.detect(frame.image)
+                capture_s, detect_s = t1 - t0, time.perf_counter() - t1
             t2 = time.perf_counter()
             faces = pipeline.classify(frame.image, active)
             t3 = time.perf_counter()
             canvas = draw_frame(frame.image, faces, hud_lines(timings, provider, recording, paused)) if (window or video) else None
             t4 = time.perf_counter()
-            for stage, seconds in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            for stage, seconds in zip(STAGES, (capture_s, detect_s, t3 - t2, t4 - t3)):
                 timings.add(stage, seconds)
             timings.tick(t4, frame.captured)
             frames += 1
@@ -329,6 +361,8 @@ def run(
         interrupted = e
         stopped_by = f"{e.args[0]}" if e.args else "Ctrl-C"
     finally:
+        if staged is not None:
+            staged.close()
         if video is not None:
             video.close()
         if window is not None:
