@@ -3,8 +3,10 @@ video frame, errors included."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -14,7 +16,7 @@ import numpy as np
 from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError, ModelError, UsageError
 from fer_edge.imageio import IMAGE_EXTENSIONS, check_regular_file, read_image
-from fer_edge.recognizer import Face, Recognizer
+from fer_edge.recognizer import Face, Recognizer, faces_from
 from fer_edge.videoio import VIDEO_EXTENSIONS, is_video, sample_frames
 
 
@@ -60,15 +62,34 @@ def classify_files(
     detect: bool | None = None,
     keep_images: bool = False,
     video_every: float = 0.5,
+    workers: int | None = None,
 ) -> Iterator[FileResult]:
-    """One result per image, and one per sampled frame of a video (every `video_every` s; 0: every frame).
+    """One result per image, and one per sampled frame of a video (every `video_every` s; 0: every frame),
+    in the order of `paths`.
 
-    A video that fails part-way keeps the frames already yielded and ends with one error result.
+    Images are read, searched for faces and cropped ahead in `workers` threads (default: the recognizer's
+    thread budget), each with its own detector; their faces are classified together, in batches across
+    images. A video that fails part-way keeps the frames already yielded and ends with one error result.
     """
-    for path in paths:
-        if is_video(path):
+    workers = recognizer.threads.cores if workers is None else workers
+    ahead = _ImagesAhead(recognizer, detect, keep_images, workers) if workers > 1 else None
+    try:
+        run: list[Path] = []
+        for path in paths:
+            if not is_video(path):
+                run.append(path)
+                continue
+            yield from (ahead.classify(run) if ahead else _one_by_one(recognizer, run, detect, keep_images))
+            run = []
             yield from _classify_video(recognizer, path, detect, keep_images, video_every)
-            continue
+        yield from (ahead.classify(run) if ahead else _one_by_one(recognizer, run, detect, keep_images))
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _one_by_one(recognizer: Recognizer, paths: list[Path], detect: bool | None, keep_images: bool) -> Iterator[FileResult]:
+    for path in paths:
         try:
             image = read_image(path)
             faces = tuple(recognizer.predict(image, detect=detect))
@@ -78,6 +99,68 @@ def classify_files(
             yield FileResult(path, error=str(e).removeprefix(f"{path}: "))
             continue
         yield FileResult(path, faces, image=image if keep_images else None)
+
+
+class _ImagesAhead:
+    """Read, detect and crop in a thread pool; classify in batches in the caller's thread, in order.
+
+    OpenCV and onnxruntime release the GIL, so the pool's threads decode and scan on every core while the
+    caller classifies. At most `depth` images are in flight: memory stays bounded on any folder."""
+
+    BATCH = 32  # faces per classifier call: past this the call's cost is per face
+
+    def __init__(self, recognizer: Recognizer, detect: bool | None, keep_images: bool, workers: int):
+        self.recognizer, self.detect, self.keep_images = recognizer, detect, keep_images
+        self.depth = 4 * workers
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="fer-edge-read")
+
+    def _locate(self, path: Path):
+        detector = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = self._local.detector = self.recognizer.spare_detector()
+        try:
+            image = read_image(path)
+            detections, crops = self.recognizer.locate(image, self.detect, detector)
+        except FerEdgeError as e:
+            return FileResult(path, error=str(e).removeprefix(f"{path}: "))
+        return path, image if self.keep_images else None, detections, crops
+
+    def classify(self, paths: list[Path]) -> Iterator[FileResult]:
+        pending: deque[Future] = deque()
+        ready: list = []  # located images waiting for their batch
+        faces = 0
+        todo = iter(paths)
+        for path in todo:
+            pending.append(self._pool.submit(self._locate, path))
+            if len(pending) >= self.depth:
+                break
+        while pending:
+            item = pending.popleft().result()
+            nxt = next(todo, None)
+            if nxt is not None:
+                pending.append(self._pool.submit(self._locate, nxt))
+            ready.append(item)
+            faces += 0 if isinstance(item, FileResult) else len(item[2])
+            if faces >= self.BATCH or not pending:
+                yield from self._flush(ready)
+                ready, faces = [], 0
+
+    def _flush(self, ready: list) -> Iterator[FileResult]:
+        located = [r for r in ready if not isinstance(r, FileResult)]
+        crops = [r[3] for r in located if len(r[3])]
+        probs = self.recognizer.classifier.predict_probs(np.concatenate(crops)) if crops else np.zeros((0, 7))
+        at = 0
+        for r in ready:
+            if isinstance(r, FileResult):
+                yield r
+                continue
+            path, image, detections, _ = r
+            yield FileResult(path, tuple(faces_from(detections, probs[at : at + len(detections)])), image=image)
+            at += len(detections)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _classify_video(

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import fer_edge
 from fer_edge import gpu, heif, store
 from fer_edge.classifier import ExpressionClassifier
+from fer_edge.threads import plan as plan_threads
 
 
 def shipped_models() -> dict:
@@ -30,9 +31,10 @@ def shipped_models() -> dict:
     return shipped
 
 
-def gather(clf: ExpressionClassifier, model_path, det) -> dict:
+def gather(clf: ExpressionClassifier, model_path, det, threads: int = 0) -> dict:
     """The facts about a loaded classifier `clf` (from `model_path`) and detector `det`."""
     report = clf.providers
+    budget = plan_threads(threads)
     return {
         "versions": {"fer-edge": fer_edge.__version__, "onnxruntime": ort.__version__, "opencv": cv2.__version__,
                      "numpy": np.__version__, "python": sys.version.split()[0],
@@ -42,6 +44,8 @@ def gather(clf: ExpressionClassifier, model_path, det) -> dict:
                       "why_not": report.why_not or None, "summary": report.describe()},
         "gpu": gpu.facts(),
         "home": str(store.home()),
+        "threads": {"cores": budget.cores, "onnxruntime": budget.onnxruntime, "opencv": budget.opencv,
+                    "chosen_by": budget.chosen_by, "summary": budget.describe()},
         "shipped_models": shipped_models(),
         "model": {"path": str(model_path), "input": clf.info.input_name, "input_dtype": clf.info.input_dtype,
                   "metadata": clf.info.metadata},

@@ -13,6 +13,7 @@ from fer_edge.contract import INPUT_SIZE, LABELS
 from fer_edge.crop import crop_faces, level_tilts
 from fer_edge.detect import Detection, make_detector
 from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.threads import apply as apply_thread_budget
 
 # Models shipped inside the package, by the name `--model` accepts. "default" is the most accurate;
 # "fast" trades some accuracy for throughput (see assets/MODEL_CARD.md).
@@ -80,9 +81,17 @@ class Recognizer:
         detect_size: int = 640,
         min_face: int = 0,
     ):
-        self.classifier = ExpressionClassifier.from_path(resolve_model(model), device=device, threads=threads)
+        self.threads = apply_thread_budget(threads)
+        self.classifier = ExpressionClassifier.from_path(resolve_model(model), device=device,
+                                                         threads=self.threads.onnxruntime)
         self.detector = make_detector(detector, detector_model, max_side=detect_size, min_face=min_face)
+        self._detector_args = (detector, detector_model, detect_size, min_face)
         self.margin = self.detector.margin if margin is None else margin
+
+    def spare_detector(self):
+        """Another detector like this one's, for another thread: OpenCV's detectors keep per-call state."""
+        name, path, size, min_face = self._detector_args
+        return make_detector(name, path, max_side=size, min_face=min_face)
 
     @property
     def provider(self) -> str:
@@ -106,13 +115,25 @@ class Recognizer:
 
     def predict(self, image: np.ndarray, detect: bool | None = None) -> list[Face]:
         """Faces in `image` (any channels, depth, size). detect=None: skip detection for 48x48 crops."""
+        detections, crops = self.locate(image, detect)
+        return faces_from(detections, self.classifier.predict_probs(crops))
+
+    def locate(self, image: np.ndarray, detect: bool | None = None, detector=None) -> tuple[list[Detection], np.ndarray]:
+        """The faces to classify in `image` and their 48x48 crops; `detector`: another thread's own."""
         if not isinstance(image, np.ndarray):  # cv2.imread gives None for a path it cannot read
             raise FerEdgeError(f"predict needs an image array (got {type(image).__name__}; did cv2.imread fail?)")
         if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
             raise FerEdgeError(f"predict needs a 2-D image (gray) or 3-D (color), got an array of shape {list(image.shape)}")
         if detect is False or (detect is None and is_face_crop(image)):
-            return self.classify(image, [Detection(0, 0, image.shape[1], image.shape[0], 1.0)], margin=0.0)
-        return self.classify(image, self.detect(image))
+            whole = [Detection(0, 0, image.shape[1], image.shape[0], 1.0)]
+            return whole, crop_faces(image, [whole[0].box], 0.0)
+        detections = (detector or self.detector).detect(image)
+        return detections, crop_faces(image, [d.box for d in detections], self.margin,
+                                      level_tilts([d.angle for d in detections]))
+
+
+def faces_from(detections: list[Detection], probs: np.ndarray) -> list[Face]:
+    return [face_from(d.box, d.score, p) for d, p in zip(detections, probs)]
 
 
 def face_from(box, score: float, probs: np.ndarray) -> Face:

@@ -475,3 +475,51 @@ def test_op_profile_sums_onnxruntime_kernel_time_per_operator(tmp_path, capsys, 
     op_profile.main()
     out = capsys.readouterr().out
     assert "tiny.onnx" in out and "Softmax" in out and "total" in out
+
+
+def test_one_thread_budget_splits_the_cores_between_onnxruntime_and_opencv(tiny_model):
+    import cv2
+
+    from fer_edge.threads import machine_cores, plan
+
+    assert machine_cores() >= 1
+    assert (plan(cores=1).onnxruntime, plan(cores=1).opencv) == (1, 1)
+    assert (plan(cores=2).onnxruntime, plan(cores=2).opencv) == (1, 2)
+    assert (plan(cores=8).onnxruntime, plan(cores=8).opencv) == (4, 8)
+    assert plan(3).chosen_by == "--threads 3" and plan(3).cores == 3
+    rec = Recognizer(tiny_model, device="cpu", threads=1)
+    assert cv2.getNumThreads() == 1 and rec.threads.onnxruntime == 1
+    opts = rec.classifier.session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+    Recognizer(tiny_model, device="cpu", threads=2)
+    assert cv2.getNumThreads() == 2
+
+
+def test_folder_mode_reads_ahead_in_a_pool_and_gives_the_one_by_one_results_in_order(tiny_model, astronaut, tmp_path):
+    from fer_edge.batch import classify_files
+
+    files = []
+    for i in range(23):
+        image = group_photo(astronaut) if i % 3 == 0 else np.roll(astronaut, 7 * i, axis=1)
+        if i % 5 == 4:
+            image = np.full((120, 160, 3), 128, np.uint8)  # no face
+        files.append(tmp_path / f"{i:02d}.png")
+        cv2.imwrite(str(files[-1]), image)
+    (tmp_path / "07.png").write_bytes(b"not a png")  # an unreadable one in the middle
+    video = tmp_path / "12.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (800, 260))
+    for _ in range(12):
+        writer.write(group_photo(astronaut))
+    writer.release()
+    files.insert(12, video)
+    rec = Recognizer(tiny_model, device="cpu")
+    one = list(classify_files(rec, files, workers=1))
+    pooled = list(classify_files(rec, files, workers=3))
+    def key(r):
+        return r.path, r.frame, r.error, [(f.box, f.label) for f in r.faces]
+
+    assert [key(r) for r in pooled] == [key(r) for r in one]
+    probs = [np.array([f.probs for f in r.faces]).reshape(-1, 7) for r in (*one, *pooled)]
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(probs[: len(one)], probs[len(one) :]))
+    assert sum(len(r.faces) for r in one) > 20 and sum(r.error is not None for r in one) == 1
+    assert [r.path for r in pooled if r.frame is None] == [f for f in files if f != video]

@@ -45,7 +45,7 @@ DetectorOpt = Annotated[
 DetectorModelOpt = Annotated[
     Optional[Path], typer.Option("--detector-model", help="YuNet .onnx file (face_detection_yunet_*.onnx); default: the model store's.")
 ]
-ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU threads for onnxruntime (0: its default).")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="CPU cores to use: onnxruntime and OpenCV share them (0: every core this process may use; `fer-edge info` shows the split).")]
 MinFaceOpt = Annotated[
     int, typer.Option("--min-face", min=0, help="Ignore faces shorter than this many pixels (0: the detector's least). Haar skips those scales, which is where its time goes.")
 ]

@@ -102,7 +102,8 @@ def classify(
                                 min_face=min_face)
         console = status_console(quiet)
         det = recognizer.detector
-        console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; detector {det.name} ({det.why})")
+        console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
+                      f"detector {det.name} ({det.why}); threads: {recognizer.threads.describe()}")
         input_order = [str(p) for p in files]
         if appending:
             done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
@@ -198,6 +199,7 @@ def info(
     detector: DetectorOpt = DetectorName.auto,
     detector_model: DetectorModelOpt = None,
     device: DeviceOpt = Device.auto,
+    threads: ThreadsOpt = 0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout: versions, providers (available, active, why not the GPU), GPU facts, shipped models, the model and detector.")] = False,
 ) -> None:
     """Versions, onnxruntime providers, the GPU, the model's metadata and the detector in use."""
@@ -210,7 +212,7 @@ def info(
 
     path = resolve_model(model)
     facts = gather(ExpressionClassifier.from_path(path, device=device.value), path,
-                   make_detector(detector.value, detector_model))
+                   make_detector(detector.value, detector_model), threads)
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
@@ -234,6 +236,7 @@ def _print_info(facts: dict) -> None:
     for key, label in (("cuda_runtime", "CUDA runtime"), ("cudnn", "cuDNN")):
         if key in g:
             versions.add_row(label, g[key] or "not loadable")
+    versions.add_row("threads", facts["threads"]["summary"])
     versions.add_row("fer-edge home", facts["home"])
     print_table(console, versions)
 

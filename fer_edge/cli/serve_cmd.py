@@ -53,7 +53,7 @@ def serve(
 
     pool = RecognizerPool(make, workers=workers, queue_size=queue, batch=batch)
     first = pool.recognizers[0]
-    info = gather(first.classifier, path, first.detector)
+    info = gather(first.classifier, path, first.detector, threads)
     app = create_app(pool, info, ServeConfig(token=token, max_upload_mb=max_upload))
     scheme = "https" if ssl_certfile else "http"
     typer.echo(f"model {path} on {first.classifier.providers.describe()}; detector {first.detector.name}; "

@@ -68,7 +68,8 @@ def webcam(
                             min_face=min_face)
     console.print(
         f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
-        f"detector {recognizer.detector.name} ({recognizer.detector.why}) at {detect_size or 'full'} px, every {detect_every} frame(s)"
+        f"detector {recognizer.detector.name} ({recognizer.detector.why}) at {detect_size or 'full'} px, every {detect_every} frame(s); "
+        f"threads: {recognizer.threads.describe()}"
     )
 
     # The report is drawn from the records; without --jsonl or --csv they are kept aside until it is drawn.
