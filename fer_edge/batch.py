@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from fer_edge import native_stderr
 from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError, ModelError, UsageError
 from fer_edge.imageio import IMAGE_EXTENSIONS, check_regular_file, read_image
@@ -91,7 +92,7 @@ def classify_files(
 def _one_by_one(recognizer: Recognizer, paths: list[Path], detect: bool | None, keep_images: bool) -> Iterator[FileResult]:
     for path in paths:
         try:
-            image = read_image(path)
+            image = read_with_decoder_notes(path)
             faces = tuple(recognizer.predict(image, detect=detect))
         except ModelError:
             raise
@@ -120,7 +121,7 @@ class _ImagesAhead:
         if detector is None:
             detector = self._local.detector = self.recognizer.spare_detector()
         try:
-            image = read_image(path)
+            image = read_with_decoder_notes(path)
             detections, crops = self.recognizer.locate(image, self.detect, detector)
         except FerEdgeError as e:
             return FileResult(path, error=str(e).removeprefix(f"{path}: "))
@@ -163,18 +164,50 @@ class _ImagesAhead:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
+def read_with_decoder_notes(path: Path) -> np.ndarray:
+    """read_image; when it fails, its error ends with what the decoder wrote to stderr meanwhile (kept off
+    stderr by native_stderr while a command runs)."""
+    with native_stderr.current().during() as caught:
+        try:
+            return read_image(path)
+        except FerEdgeError as e:
+            error = e
+    raise FerEdgeError(_with_notes(str(error), caught.lines)) from None
+
+
+def _with_notes(error: str, lines: list[str]) -> str:
+    notes = "; ".join(dict.fromkeys(lines))
+    if not notes:
+        return error
+    return f"{error} (decoder: {notes if len(notes) <= 200 else notes[:197] + '...'})"
+
+
 def _classify_video(
     recognizer: Recognizer, path: Path, detect: bool | None, keep_images: bool, every: float
 ) -> Iterator[FileResult]:
+    notes: list[str] = []  # what the decoder wrote to stderr while reading this video
+    capture = native_stderr.current()
     try:
         check_regular_file(path)  # a pipe named clip.mp4 would block the decoder for ever
-        for f in sample_frames(path, every):
+        frames = sample_frames(path, every)
+        while True:
+            failure = None
+            with capture.during() as caught:
+                try:
+                    f = next(frames, None)
+                except FerEdgeError as e:
+                    failure = e
+            notes += caught.lines
+            if failure is not None:
+                raise failure
+            if f is None:
+                break
             faces = tuple(recognizer.predict(f.image, detect=detect))
             yield FileResult(path, faces, image=f.image if keep_images else None, frame=f.index, time=round(f.time, 3))
     except ModelError:
         raise
     except FerEdgeError as e:
-        yield FileResult(path, error=str(e).removeprefix(f"{path}: "))
+        yield FileResult(path, error=_with_notes(str(e).removeprefix(f"{path}: "), notes))
 
 
 @dataclass

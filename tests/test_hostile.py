@@ -488,3 +488,48 @@ def test_a_runtime_failure_of_onnxruntime_is_one_line(tiny_model, monkeypatch):
 
     with pytest.raises(ModelError, match="could not run it.*bad allocation"):
         clf.predict_probs(np.zeros((2, 48, 48), np.uint8))
+
+
+def test_decoder_messages_go_into_their_files_error_rows_not_onto_stderr(tmp_path, tiny_model, astronaut):
+    """libpng writes "libpng error: ..." straight to descriptor 2; fer-edge keeps it off its stderr and puts it
+    in that file's error row, and keeps every other row."""
+    import csv
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    ok, png = cv2.imencode(".png", astronaut)
+    data = bytearray(png.tobytes())
+    (d / "half.png").write_bytes(data[: len(data) // 2])
+    for k in range(6):
+        cv2.imwrite(str(d / f"good{k}.png"), np.roll(astronaut, 9 * k, axis=1))
+    out = tmp_path / "rows.csv"
+    done = subprocess.run([sys.executable, "-m", "fer_edge", "classify", str(d), "--out", str(out), "--model", str(tiny_model),
+                           "--device", "cpu"], capture_output=True, timeout=300)
+    stderr = done.stderr.decode("utf-8", errors="replace")
+    assert done.returncode == 0, stderr
+    assert not [line for line in stderr.splitlines() if line.startswith("libpng")] and "Traceback" not in stderr
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    bad = [r for r in rows if r["path"].endswith("half.png")]
+    assert len(bad) == 1 and "decoder: libpng error" in bad[0]["error"], bad
+    assert len({r["path"] for r in rows}) == 7 and sum(bool(r["error"]) for r in rows) == 1
+    skipped = [line for line in stderr.splitlines() if line.startswith("skipped")]
+    assert len(skipped) == 1 and "half.png" in skipped[0] and "libpng" in skipped[0]
+
+
+def test_native_stderr_capture_gives_each_bracket_its_own_lines_and_restores_descriptor_2(capfd):
+    import os
+
+    from fer_edge.native_stderr import NativeStderr
+
+    with NativeStderr() as native:
+        os.write(2, b"outside\n")
+        with native.during() as one:
+            os.write(2, b"first \xff\xfe message\n")
+        with native.during() as two:
+            pass
+        with native.during() as three:
+            os.write(2, b"third\nthird\n")
+    os.write(2, b"after\n")
+    assert one.lines == ["first ?? message"] and two.lines == [] and three.summary() == "third"
+    assert native.other == ["outside"]
+    assert capfd.readouterr().err == "after\n"

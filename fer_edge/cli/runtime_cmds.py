@@ -73,6 +73,7 @@ def classify(
 
     from fer_edge.batch import BatchStats, FileResult, classify_files, iter_input_paths
     from fer_edge.lock import exclusive
+    from fer_edge.native_stderr import kept_apart, report_native_lines
     from fer_edge.recognizer import Recognizer
     from fer_edge.resume import finished_paths, restore_order
     from fer_edge.videoio import is_video, samples_in
@@ -144,6 +145,9 @@ def classify(
                     results = cluster.classify(files, detect=detect, video_every=video_every)
                 else:
                     cluster = None
+                    # the decoders' own stderr lines go into their file's error row instead of between ours
+                    native = stack.enter_context(kept_apart())
+                    stack.callback(lambda: report_native_lines(progress.console, native.other))
                     results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
                 previous = None
                 for result in results:

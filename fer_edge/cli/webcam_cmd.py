@@ -51,6 +51,7 @@ def webcam(
     from fer_edge.realtime.smooth import EmotionSmoother
     from fer_edge.recognizer import Recognizer
     from fer_edge.videoio import VideoSink, stops_short
+    from fer_edge.native_stderr import kept_apart, report_native_lines
     from fer_edge.writers import RecordWriter, open_output
 
     console = status_console()
@@ -77,6 +78,9 @@ def webcam(
     records_aside = Path(aside.name) / "records.jsonl" if aside else None
     with ExitStack() as stack:  # (an error or Ctrl-C leaves `aside` to its finaliser)
         window = Window() if display else None  # before opening anything: a missing display fails fast
+        # the decoders' own stderr lines (FFmpeg's, libjpeg's) are kept off ours and summed up at the end
+        native = stack.enter_context(kept_apart())
+        stack.callback(lambda: report_native_lines(console, native.other))
         src = VideoSource(spec, width, height, realtime=realtime, stall_timeout=stall_timeout,
                           notify=lambda msg: console.print(f"[yellow]{msg}[/]"))
         stack.callback(src.close)
