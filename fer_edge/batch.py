@@ -7,6 +7,7 @@ import threading
 import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,6 +20,9 @@ from fer_edge.errors import FerEdgeError, ModelError, UsageError
 from fer_edge.imageio import IMAGE_EXTENSIONS, check_regular_file, read_image
 from fer_edge.recognizer import Face, Recognizer, faces_from
 from fer_edge.videoio import VIDEO_EXTENSIONS, is_video, sample_frames
+
+
+stuck_threads = 0  # decodes given up on (file_timeout): their threads run on, and the process must not wait for them
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ def classify_files(
     keep_images: bool = False,
     video_every: float = 0.5,
     workers: int | None = None,
+    file_timeout: float = 0.0,
 ) -> Iterator[FileResult]:
     """One result per image, and one per sampled frame of a video (every `video_every` s; 0: every frame),
     in the order of `paths`.
@@ -71,9 +76,12 @@ def classify_files(
     Images are read, searched for faces and cropped ahead in `workers` threads (default: the recognizer's
     thread budget), each with its own detector; their faces are classified together, in batches across
     images. A video that fails part-way keeps the frames already yielded and ends with one error result.
+    `file_timeout` > 0: an image that takes longer to decode and search (a decoder stuck on a damaged file)
+    becomes an error result and the run goes on without it; its thread cannot be stopped, so `stuck_threads`
+    counts it and the caller should exit without waiting for it.
     """
     workers = recognizer.threads.cores if workers is None else workers
-    ahead = _ImagesAhead(recognizer, detect, keep_images, workers) if workers > 1 else None
+    ahead = _ImagesAhead(recognizer, detect, keep_images, workers, file_timeout) if workers > 1 or file_timeout else None
     try:
         run: list[Path] = []
         for path in paths:
@@ -110,9 +118,10 @@ class _ImagesAhead:
 
     BATCH = 32  # faces per classifier call: past this the call's cost is per face
 
-    def __init__(self, recognizer: Recognizer, detect: bool | None, keep_images: bool, workers: int):
+    def __init__(self, recognizer: Recognizer, detect: bool | None, keep_images: bool, workers: int, timeout: float = 0.0):
         self.recognizer, self.detect, self.keep_images = recognizer, detect, keep_images
         self.depth = 4 * workers
+        self.timeout = timeout
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="fer-edge-read")
 
@@ -128,24 +137,35 @@ class _ImagesAhead:
         return path, image if self.keep_images else None, detections, crops
 
     def classify(self, paths: list[Path]) -> Iterator[FileResult]:
-        pending: deque[Future] = deque()
+        pending: deque[tuple[Path, Future]] = deque()
         ready: list = []  # located images waiting for their batch
         faces = 0
         todo = iter(paths)
         for path in todo:
-            pending.append(self._pool.submit(self._locate, path))
+            pending.append((path, self._pool.submit(self._locate, path)))
             if len(pending) >= self.depth:
                 break
         while pending:
-            item = pending.popleft().result()
+            path, future = pending.popleft()
+            item = self._result(path, future)
             nxt = next(todo, None)
             if nxt is not None:
-                pending.append(self._pool.submit(self._locate, nxt))
+                pending.append((nxt, self._pool.submit(self._locate, nxt)))
             ready.append(item)
             faces += 0 if isinstance(item, FileResult) else len(item[2])
             if faces >= self.BATCH or not pending:
                 yield from self._flush(ready)
                 ready, faces = [], 0
+
+    def _result(self, path: Path, future: Future):
+        global stuck_threads
+        try:
+            return future.result(timeout=self.timeout or None)
+        except FutureTimeout:
+            stuck_threads += 1
+            native_stderr.current().abandon()
+            return FileResult(path, error=f"no answer after {self.timeout:g} s: the decoder or the detector is stuck on "
+                                          "this file; skipped")
 
     def _flush(self, ready: list) -> Iterator[FileResult]:
         located = [r for r in ready if not isinstance(r, FileResult)]
@@ -161,7 +181,7 @@ class _ImagesAhead:
             at += len(detections)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.shutdown(wait=stuck_threads == 0, cancel_futures=True)
 
 
 def read_with_decoder_notes(path: Path) -> np.ndarray:

@@ -48,6 +48,7 @@ class NativeStderr:
         self._buffer = bytearray()
         self._marks = 0
         self._active = False
+        self._abandoned = False
         self.other: list[str] = []  # written outside any bracket (a library's start-up notice)
 
     def start(self) -> "NativeStderr":
@@ -90,6 +91,8 @@ class NativeStderr:
 
     def _sync(self) -> bytes:
         """Everything written to descriptor 2 until now, taken out of the buffer."""
+        if not self._active:  # stopped under a decode that was given up on: descriptor 2 is the real one again
+            return b""
         with self._cond:
             want = self._marks + 1
         os.write(2, _MARK)
@@ -105,7 +108,11 @@ class NativeStderr:
         if not self._active:
             yield caught
             return
-        with self._lock:
+        while not self._lock.acquire(timeout=0.2):
+            if self._abandoned:  # a decode stuck for good holds the bracket: the rest of the run goes uncaught
+                yield caught
+                return
+        try:
             before = self._sync()
             if before.strip():
                 self.other += clean_lines(before)
@@ -114,12 +121,19 @@ class NativeStderr:
             finally:
                 caught.raw = self._sync()
                 caught.lines = clean_lines(caught.raw)
+        finally:
+            self._lock.release()
+
+    def abandon(self) -> None:
+        """A decode inside a bracket will never return (batch's file timeout gave up on it): stop waiting for
+        its bracket; later decodes run without one, their lines counted with `other` at the end."""
+        self._abandoned = True
 
     def stop(self) -> None:
         if not self._active:
             return
-        self._active = False
         leftover = self._sync()
+        self._active = False
         if leftover.strip():
             self.other += clean_lines(leftover)
         if sys.stderr is not self._saved_sys:

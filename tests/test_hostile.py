@@ -533,3 +533,43 @@ def test_native_stderr_capture_gives_each_bracket_its_own_lines_and_restores_des
     assert one.lines == ["first ?? message"] and two.lines == [] and three.summary() == "third"
     assert native.other == ["outside"]
     assert capfd.readouterr().err == "after\n"
+
+
+def test_a_seeded_slice_of_the_fuzz_harness_ends_every_file_in_a_row(tiny_model):
+    """benchmarks/fuzz.py: mutated JPEG, PNG, WebP, TIFF, GIF, HEIC, AVI, MP4 and MKV files through classify;
+    each must end in a row, exit 0, no traceback and nothing on stderr but fer-edge's lines."""
+    fuzz = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    done = subprocess.run([sys.executable, str(fuzz), "--files", "150", "--batch", "150", "--seed", "7", "--model",
+                           str(tiny_model)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "150 mutated files" in done.stdout and "failures: 0" in done.stdout
+
+
+def test_classify_cli_gives_up_on_a_stuck_decoder_writes_every_other_row_and_exits(tmp_path, tiny_model, astronaut):
+    import csv
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(d / f"{i}.png"), np.roll(astronaut, 13 * i, axis=1))
+    out = tmp_path / "rows.csv"
+    code = f"""
+import threading, sys
+from fer_edge import batch
+real = batch.read_image
+def read(path):
+    if path.name == "2.png":
+        threading.Event().wait()  # never returns
+    return real(path)
+batch.read_image = read
+from fer_edge.cli.app import app
+sys.argv = ["fer-edge", "classify", {str(d)!r}, "--out", {str(out)!r}, "--model", {str(tiny_model)!r}, "--device", "cpu",
+            "--file-timeout", "2"]
+app()
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert [Path(r["path"]).name for r in rows] == [f"{i}.png" for i in range(6)]
+    assert [Path(r["path"]).name for r in rows if r["error"]] == ["2.png"]
+    assert "no answer after 2 s" in rows[2]["error"] and "left behind" in done.stderr

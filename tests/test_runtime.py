@@ -523,3 +523,32 @@ def test_folder_mode_reads_ahead_in_a_pool_and_gives_the_one_by_one_results_in_o
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(probs[: len(one)], probs[len(one) :]))
     assert sum(len(r.faces) for r in one) > 20 and sum(r.error is not None for r in one) == 1
     assert [r.path for r in pooled if r.frame is None] == [f for f in files if f != video]
+
+
+def test_an_image_whose_decoder_hangs_becomes_an_error_row_and_the_run_goes_on(tiny_model, astronaut, tmp_path, monkeypatch):
+    import threading
+
+    from fer_edge import batch
+
+    files = []
+    for i in range(8):
+        files.append(tmp_path / f"{i}.png")
+        cv2.imwrite(str(files[-1]), np.roll(astronaut, 11 * i, axis=1))
+    release = threading.Event()
+    real = batch.read_image
+
+    def sometimes_stuck(path):
+        if path.name == "3.png":
+            release.wait(30)  # a decoder that never returns, until the test lets it go
+        return real(path)
+
+    monkeypatch.setattr(batch, "read_image", sometimes_stuck)
+    monkeypatch.setattr(batch, "stuck_threads", 0)
+    rec = Recognizer(tiny_model, device="cpu")
+    try:
+        results = list(batch.classify_files(rec, files, workers=2, file_timeout=1.0))
+    finally:
+        release.set()
+    assert [r.path for r in results] == files
+    assert [r.path.name for r in results if r.error] == ["3.png"] and "stuck" in results[3].error
+    assert all(r.faces for r in results if not r.error) and batch.stuck_threads == 1

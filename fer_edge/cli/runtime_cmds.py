@@ -51,6 +51,7 @@ def classify(
         bool, typer.Option(help="With --out: keep the files an interrupted run finished there, and classify the rest.")
     ] = False,
     strict: Annotated[bool, typer.Option(help="Exit 1 when any file failed.")] = False,
+    file_timeout: Annotated[float, typer.Option(min=0, help="Seconds an image may take to decode and search before it becomes an error row and the run goes on (a decoder stuck on a damaged file; 0: no limit).")] = 60.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     engine: Annotated[Optional[Engine], typer.Option(help="local: this process. ray: a Ray cluster (pip install 'fer-edge[ray]'); same rows, same order. Default: ray when --address is given.")] = None,
     address: Annotated[Optional[str], typer.Option(help="--engine ray: auto, HOST:PORT or ray://HOST:PORT of a running cluster (default: a local Ray for this run).")] = None,
@@ -131,6 +132,9 @@ def classify(
                 progress = stack.enter_context(
                     Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
                 )
+                # the decoders' own stderr lines go into their file's error row instead of between ours
+                native = stack.enter_context(kept_apart())
+                stack.callback(lambda: report_native_lines(progress.console, native.other))
                 # One step per image or sampled video frame, so that hours of video move the bar too.
                 task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
                 if engine is Engine.ray:
@@ -146,9 +150,8 @@ def classify(
                 else:
                     cluster = None
                     # the decoders' own stderr lines go into their file's error row instead of between ours
-                    native = stack.enter_context(kept_apart())
-                    stack.callback(lambda: report_native_lines(progress.console, native.other))
-                    results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None, video_every=video_every)
+                    results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None,
+                                             video_every=video_every, file_timeout=file_timeout)
                 previous = None
                 for result in results:
                     for record in classify_records(result, fmt.value):
@@ -194,8 +197,28 @@ def classify(
         for name, value in stats.rows():
             table.add_row(name, value)
         print_table(console, table)
-        if strict and stats.errors:
-            raise FerEdgeError(f"{stats.errors} of {stats.files} file(s) failed (--strict)")
+        failed = f"{stats.errors} of {stats.files} file(s) failed (--strict)" if strict and stats.errors else None
+        _leave_stuck_decoders(console, failed)
+        if failed:
+            raise FerEdgeError(failed)
+
+
+def _leave_stuck_decoders(console, error: str | None) -> None:
+    """A decoder stuck for good on a file cannot be stopped, and Python would wait for its thread at exit:
+    when one was given up on, end the process now, the output already written and closed."""
+    import os
+
+    from fer_edge import batch
+
+    if not batch.stuck_threads:
+        return
+    console.print(f"[yellow]note[/] {batch.stuck_threads} file(s) got no answer within --file-timeout; "
+                  "their decoders are left behind")
+    if error:
+        typer.echo(f"error: {error}", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if error else 0)
 
 
 def info(
