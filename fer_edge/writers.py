@@ -80,6 +80,16 @@ class RecordWriter:
             self.stream.flush()
         except OSError as e:
             raise FerEdgeError(f"cannot write the output ({e.strerror or e}); the rows written so far are kept") from None
+        # A file deleted while it is open (or its folder) takes every write without an error, and every row
+        # would be lost: stop at the first row that finds it gone.
+        try:
+            gone = os.fstat(self.stream.fileno()).st_nlink == 0
+        except (OSError, AttributeError, ValueError):  # not a file on disk (a pipe, a buffer)
+            gone = False
+        if gone:
+            name = getattr(self.stream, "name", "the output")
+            raise FerEdgeError(f"{name}: the output file was deleted (or its folder) while the run wrote to it; "
+                               "the rows written to it are gone with it")
 
 
 def _json_line(record: dict) -> str:

@@ -428,3 +428,28 @@ def test_status_lines_stay_one_line_in_a_pipe():
     assert cam.returncode == 1 and len(lines) == 2, cam.stderr
     assert lines[0].startswith("model ") and "every 3 frame(s)" in lines[0]
     assert lines[1].startswith("error: cannot open camera 47")
+
+
+def test_an_output_deleted_mid_run_stops_the_run_with_one_line(tmp_path, tiny_model, astronaut):
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i in range(400):
+        cv2.imwrite(str(d / f"{i:03d}.png"), np.roll(astronaut, i, axis=1))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "rows.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_edge", "classify", str(d), "--out", str(out), "--model",
+                             str(tiny_model), "--device", "cpu", "--threads", "1"], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 5):
+        time.sleep(0.05)
+    shutil.rmtree(folder)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "the output file was deleted" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
