@@ -20,3 +20,14 @@ class UsageError(FerEdgeError):
 class ModelError(FerEdgeError):
     """The model itself is unusable (its output is not probabilities, onnxruntime cannot run it): no file
     would fare better, so a batch run stops instead of writing an error row for every file."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: a service manager, `kill`, or a closed terminal. Raised where Ctrl-C would be, so
+    every command ends the same way: files closed, videos playable, summaries printed."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum

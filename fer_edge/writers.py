@@ -25,9 +25,11 @@ CLASSIFY_COLUMNS = ["path", "face", "x", "y", "w", "h", "det_score", "label", "c
 
 
 @contextmanager
-def open_output(path: Path, append: bool = False) -> Iterator[IO[str]]:
-    """An output file for records. A name that is not valid UTF-8 is written back as its own bytes
-    (surrogateescape); a failure to write (no space, /dev/full) is one line, also when it shows only at close."""
+def open_output(path: Path, fmt: str, append: bool = False) -> Iterator[IO[str]]:
+    """An output file for `fmt` (csv or jsonl) records. A name that is not valid UTF-8 is written back as its
+    own bytes (surrogateescape); a failure to write (no space, /dev/full) is one line, also when it shows only
+    at close. A file this run made and left without a row, because the run was stopped or failed, is removed."""
+    created = not append and not Path(path).exists()
     try:
         f = open(path, "a" if append else "w", encoding="utf-8", errors="surrogateescape", newline="")
     except OSError as e:
@@ -44,6 +46,18 @@ def open_output(path: Path, append: bool = False) -> Iterator[IO[str]]:
         except OSError as e:
             if not failed:  # the last rows were lost at close: say so; after another error, that one speaks
                 raise FerEdgeError(f"{path}: cannot write ({e.strerror or e}); the rows flushed before are kept") from None
+        if failed and created:
+            _remove_if_rowless(Path(path), 1 if fmt == "csv" else 0)
+
+
+def _remove_if_rowless(path: Path, header_lines: int) -> None:
+    """A run stopped (a signal, an error) before its first row: the file it made holds a header at most, and
+    under its final name it would pass for a finished run that found nothing."""
+    try:
+        if path.is_file() and path.stat().st_size < 65536 and path.read_bytes().count(b"\n") <= header_lines:
+            path.unlink()
+    except OSError:
+        pass
 
 
 class RecordWriter:

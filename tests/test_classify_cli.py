@@ -453,3 +453,24 @@ def test_an_output_deleted_mid_run_stops_the_run_with_one_line(tmp_path, tiny_mo
     assert proc.returncode == 1, err
     assert "the output file was deleted" in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_a_run_stopped_before_its_first_row_leaves_no_output_file(tmp_path):
+    from fer_edge.writers import RecordWriter, open_output
+
+    for fmt in ("csv", "jsonl"):
+        path = tmp_path / f"rows.{fmt}"
+        with pytest.raises(KeyboardInterrupt):
+            with open_output(path, fmt) as f:
+                RecordWriter(f, fmt, ["a", "b"])
+                raise KeyboardInterrupt  # a signal before the first row: no header-only file under the name
+        assert not path.exists()
+        with pytest.raises(KeyboardInterrupt):
+            with open_output(path, fmt) as f:
+                RecordWriter(f, fmt, ["a", "b"]).write({"a": 1, "b": 2})
+                raise KeyboardInterrupt
+        assert path.read_text().strip().splitlines()[-1] in ("1,2", '{"a": 1, "b": 2}')  # a row: kept
+        with pytest.raises(KeyboardInterrupt):
+            with open_output(path, fmt) as f:  # a file that was there before is the user's: never removed
+                raise KeyboardInterrupt
+        assert path.exists()

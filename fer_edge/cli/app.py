@@ -80,6 +80,9 @@ def main() -> None:
         if message:  # (a bare command has just printed its help)
             typer.echo(f"error: {message}{where}", err=True)
         raise SystemExit(e.exit_code) from None
-    except KeyboardInterrupt:  # Ctrl-C outside a command (while parsing): as inside one
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as e:  # Ctrl-C or a signal outside a command (while starting): as inside one
+        from fer_edge.cli.guard import interrupt_exit_code
+
+        typer.echo(f"stopped by {e.args[0] if e.args else 'Ctrl-C'} while starting: nothing was written", err=True)
+        raise SystemExit(interrupt_exit_code(e)) from None
     raise SystemExit(code if isinstance(code, int) else 0)

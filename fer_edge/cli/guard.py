@@ -8,16 +8,7 @@ from typing import Callable
 
 import typer
 
-from fer_edge.errors import FerEdgeError
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM or SIGHUP: a service manager, `kill`, or a closed terminal. Raised where Ctrl-C would be, so
-    every command ends the same way: files closed, videos playable, summaries printed."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+from fer_edge.errors import FerEdgeError, Interrupted
 
 
 def interrupt_exit_code(e: KeyboardInterrupt) -> int:

@@ -117,7 +117,7 @@ def classify(
         try:
             with ExitStack() as stack:
                 if out is not None:
-                    stream = stack.enter_context(open_output(out, append=appending))
+                    stream = stack.enter_context(open_output(out, fmt.value, append=appending))
                 else:
                     stream = sys.stdout
                     stream.reconfigure(errors="surrogateescape")

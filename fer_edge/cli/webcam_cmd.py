@@ -87,7 +87,7 @@ def webcam(
         writers = []
         for path, fmt in ((jsonl, "jsonl"), (csv_out, "csv"), (records_aside, "jsonl")):
             if path is not None:
-                writers.append(RecordWriter(stack.enter_context(open_output(path)), fmt, RECORD_COLUMNS))
+                writers.append(RecordWriter(stack.enter_context(open_output(path, fmt)), fmt, RECORD_COLUMNS))
         video = VideoSink(output, src.fps) if output is not None else None
         console.print(f"source {spec.text} ({spec.kind}, {src.fps:.0f} fps{f', {src.frame_count} frames' if src.frame_count else ''})")
         pipeline = Pipeline(recognizer, detect_every, EmotionSmoother(alpha=smoothing), fps=src.fps)

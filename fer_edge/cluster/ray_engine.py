@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from fer_edge.batch import FileResult
-from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.errors import FerEdgeError, Interrupted, UsageError
 
 from .merge import OrderedMerge
 from .plan import CHUNK_SAMPLES, WorkItem, plan_work
@@ -34,6 +37,26 @@ def _ray():
 
         raise UsageError(f"--engine ray needs Ray Data: {extra_hint('ray')}") from None
     return ray
+
+
+@contextmanager
+def _signal_handlers_kept():
+    """Ray's start and stop set the process's SIGTERM handler (to exit 15 at once, then to the default): keep
+    the caller's, which ends a run cleanly. A SIGTERM that Ray's own handler meets meanwhile ends the run as
+    the caller's would have."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kept = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except SystemExit as e:
+        if e.code == signal.SIGTERM:
+            raise Interrupted(signal.SIGTERM) from None
+        raise
+    finally:
+        for s, handler in kept.items():
+            signal.signal(s, handler)
 
 
 def _configure(ctx) -> None:
@@ -109,12 +132,14 @@ class RayClassifier:
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False)
+        # Ray sets its own SIGTERM handler (it exits 15 at once): the caller's, which ends a run cleanly, stays
         try:
-            if self.address:
-                ray.init(address=self.address, **quiet)
-            else:  # a local Ray on this machine, for this run
-                ray.init(num_cpus=os.cpu_count() or 1, **quiet)
-                self.started_here = True
+            with _signal_handlers_kept():
+                if self.address:
+                    ray.init(address=self.address, **quiet)
+                else:  # a local Ray on this machine, for this run
+                    ray.init(num_cpus=os.cpu_count() or 1, **quiet)
+                    self.started_here = True
         except Exception as e:  # ConnectionError, a refused token, a version mismatch: one line
             text = " ".join(str(e).split())[:300]
             raise FerEdgeError(f"cannot reach the Ray cluster at {self.address or 'a local Ray'} ({text})") from None
@@ -166,4 +191,5 @@ class RayClassifier:
 
     def close(self) -> None:
         if self.started_here and self.ray.is_initialized():
-            self.ray.shutdown()
+            with _signal_handlers_kept():  # ray.shutdown() puts SIGTERM back to the default: killed, no cleanup
+                self.ray.shutdown()
