@@ -166,3 +166,16 @@ def make_detector(name: str = "auto", model_path: str | Path | None = None, max_
     det.why = why
     det.model_path = path
     return det
+
+
+def check_yunet(path: Path) -> None:
+    """A YuNet model file that OpenCV loads and that finds the face in the shipped check photo."""
+    from importlib import resources
+
+    photo = Path(str(resources.files("fer_edge.assets").joinpath("astronaut.jpg")))  # NASA, public domain
+    image = cv2.imread(str(photo))
+    if image is None:
+        raise FerEdgeError(f"cannot read the check photo {photo}; reinstall fer-edge")
+    faces = YuNetDetector(path).detect(image)
+    if not faces:
+        raise FerEdgeError(f"{path}: loads as YuNet but finds no face in the check photo; not stored")

@@ -10,7 +10,8 @@ import numpy as np
 import onnxruntime as ort
 
 import fer_edge
-from fer_edge import gpu, heif, store
+from fer_edge import gpu, heif
+from fer_edge.home import home
 from fer_edge.classifier import ExpressionClassifier
 from fer_edge.threads import plan as plan_threads
 
@@ -43,7 +44,7 @@ def gather(clf: ExpressionClassifier, model_path, det, threads: int = 0) -> dict
                       "tried": list(report.tried), "active": list(report.active), "runs_on": report.name,
                       "why_not": report.why_not or None, "summary": report.describe()},
         "gpu": gpu.facts(),
-        "home": str(store.home()),
+        "home": str(home()),
         "threads": {"cores": budget.cores, "onnxruntime": budget.onnxruntime, "opencv": budget.opencv,
                     "chosen_by": budget.chosen_by, "summary": budget.describe()},
         "shipped_models": shipped_models(),

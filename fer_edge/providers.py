@@ -103,16 +103,16 @@ def why_not_started(provider: str) -> str:
 
 
 def make_session(path: str, device: str = "auto", threads: int = 0) -> tuple[ort.InferenceSession, ProviderReport]:
-    from fer_edge import store
+    from fer_edge.home import home
 
-    chain = select_providers(device, ort.get_available_providers(), store.home())
+    chain = select_providers(device, ort.get_available_providers(), home())
     tried = [p for p, _ in chain]
     if CUDA in tried or TENSORRT in tried:
         from fer_edge import gpu
 
         gpu.prepare_cuda()  # CUDA and cuDNN from the fer-edge[cuda] wheels, before the session needs them
         if TENSORRT in tried:
-            (store.home() / "tensorrt").mkdir(parents=True, exist_ok=True)
+            (home() / "tensorrt").mkdir(parents=True, exist_ok=True)
     ort.set_default_logger_severity(4)  # provider start-up failures log at ERROR: we report the fallback ourselves
     options = ort.SessionOptions()
     options.log_severity_level = 3  # we report the fallback ourselves, in one clear line

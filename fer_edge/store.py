@@ -1,9 +1,5 @@
-"""The model store: fer-edge's own folder on this machine, and the detector models kept in it.
-
-Root: FER_EDGE_HOME, else the platform's user cache folder (~/.cache/fer-edge on Linux). It holds
-`detectors/` (models pulled or added by `fer-edge models`), `manifest.json` (what was stored, with its
-sha256), TensorRT engine caches, and the trainer's caches: parsed datasets and ONNX teachers' labels
-(FER_EDGE_CACHE overrides those).
+"""The model store: the detector models kept in fer-edge's home folder (home.py): `detectors/` (models pulled
+or added by `fer-edge models`) and `manifest.json` (what was stored, with its sha256).
 
 A download is streamed to a temporary file in the store, checked against its pin (size and sha256), and
 only then renamed into place: an interrupted, refused or failed download leaves nothing behind.
@@ -11,11 +7,9 @@ only then renamed into place: an interrupted, refused or failed download leaves 
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,16 +19,7 @@ from typing import Callable
 
 from fer_edge import atomic
 from fer_edge.errors import FerEdgeError, UsageError
-
-
-def home() -> Path:
-    if os.environ.get("FER_EDGE_HOME"):
-        return Path(os.environ["FER_EDGE_HOME"]).expanduser()
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "fer-edge" / "Cache"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "fer-edge"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer-edge"
+from fer_edge.home import home, sha256_of
 
 
 @dataclass(frozen=True)
@@ -96,14 +81,6 @@ def stored(name: str) -> Path | None:
     return path if path.is_file() and path.stat().st_size == entry.get("size") else None
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _record(name: str, path: Path, sha: str, source: str) -> Path:
     manifest = read_manifest()
     manifest[name] = {"file": path.name, "size": path.stat().st_size, "sha256": sha, "source": source,
@@ -163,33 +140,18 @@ def pull(name: str, url: str | None = None, pin: Pin | None = None, progress: Ca
         tmp.unlink(missing_ok=True)
 
 
-def add(name: str, file: Path) -> Path:
-    """Store a local copy, after checking that OpenCV loads it as YuNet and that it finds the test face."""
+def add(name: str, file: Path, check: Callable[[Path], None]) -> Path:
+    """Store a local copy, after `check` (which raises FerEdgeError) accepts it: for YuNet,
+    detect.check_yunet loads it and finds the test face."""
     folder = _prepare(name)
     file = Path(file)
     if not file.is_file():
         raise UsageError(f"{file}: no such file")
-    check_yunet(file)
+    check(file)
     sha = sha256_of(file)
     final = folder / file.name
     atomic.write_bytes(final, file.read_bytes())
     return _record(name, final, sha, str(file.resolve()))
-
-
-def check_yunet(path: Path) -> None:
-    import cv2
-
-    from fer_edge.detect import YuNetDetector
-
-    from importlib import resources
-
-    photo = Path(str(resources.files("fer_edge.assets").joinpath("astronaut.jpg")))  # NASA, public domain
-    image = cv2.imread(str(photo))
-    if image is None:
-        raise FerEdgeError(f"cannot read the check photo {photo}; reinstall fer-edge")
-    faces = YuNetDetector(path).detect(image)
-    if not faces:
-        raise FerEdgeError(f"{path}: loads as YuNet but finds no face in the check photo; not stored")
 
 
 def remove(name: str) -> Path:

@@ -21,7 +21,7 @@ import numpy as np
 
 from fer_edge.contract import INPUT_SIZE, LABELS, canonical_label
 from fer_edge.errors import FerEdgeError, UsageError
-from fer_edge.store import sha256_of
+from fer_edge.home import sha256_of
 from fer_edge.imageio import IMAGE_EXTENSIONS, read_image, to_gray_u8
 
 PIXELS = INPUT_SIZE * INPUT_SIZE
@@ -63,9 +63,9 @@ file_sha256 = sha256_of  # the data's identity: runs record it, --resume and ens
 
 
 def default_cache_dir() -> Path:
-    from fer_edge import store
+    from fer_edge.home import home
 
-    return Path(os.environ.get("FER_EDGE_CACHE") or store.home())
+    return Path(os.environ.get("FER_EDGE_CACHE") or home())
 
 
 # ---------------------------------------------------------------------------------------------- CSV

@@ -20,15 +20,16 @@ def list_models() -> None:
     from rich.table import Table
 
     from fer_edge import store
+    from fer_edge.home import home, sha256_of
     from fer_edge.recognizer import SHIPPED_MODELS, shipped_model_path
 
-    table = Table(title=f"fer-edge models (store: {store.home()})")
+    table = Table(title=f"fer-edge models (store: {home()})")
     for col in ("name", "kind", "bytes", "sha256", "path"):
         table.add_column(col, justify="right" if col == "bytes" else "left", overflow="fold")
     for name in SHIPPED_MODELS:
         path = shipped_model_path(name)
         if path.is_file():
-            table.add_row(name, "classifier (shipped)", f"{path.stat().st_size:,}", store.sha256_of(path)[:16], str(path))
+            table.add_row(name, "classifier (shipped)", f"{path.stat().st_size:,}", sha256_of(path)[:16], str(path))
         else:
             table.add_row(name, "classifier (shipped)", "-", "missing: reinstall fer-edge", str(path))
     manifest = store.read_manifest()
@@ -66,8 +67,9 @@ def add(
 ) -> None:
     """Store a local model file, once OpenCV loads it as YuNet and it finds the face in the check photo."""
     from fer_edge import store
+    from fer_edge.detect import check_yunet
 
-    path = store.add(name, file)
+    path = store.add(name, file, check_yunet)
     typer.echo(f"stored {name}: {path}; --detector auto now uses it", err=True)
 
 
