@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from fer_edge.errors import FerEdgeError
-from fer_edge.writers import RecordWriter
+from fer_edge.records import RecordWriter
 
 
 def _complete_lines(out: Path) -> str:

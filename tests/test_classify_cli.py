@@ -456,7 +456,7 @@ def test_an_output_deleted_mid_run_stops_the_run_with_one_line(tmp_path, tiny_mo
 
 
 def test_a_run_stopped_before_its_first_row_leaves_no_output_file(tmp_path):
-    from fer_edge.writers import RecordWriter, open_output
+    from fer_edge.records import RecordWriter, open_output
 
     for fmt in ("csv", "jsonl"):
         path = tmp_path / f"rows.{fmt}"

@@ -258,7 +258,7 @@ def test_the_live_page_draws_boxes_and_labels_from_a_fake_camera(server, astrona
     if chromium is None:
         pytest.skip("no chromium: apt-get install chromium (.ci/run installs it)")
     pytest.importorskip("websockets")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # Chromium's helpers can still be writing its profile when it exits
         frame = np.full((480, 640, 3), 90, np.uint8)
         frame[90:390, 170:470] = cv2.resize(astronaut_face(astronaut), (300, 300))
         camera = write_y4m(Path(tmp) / "camera.y4m", frame)
@@ -289,7 +289,7 @@ def test_the_page_says_so_when_the_camera_is_refused(server):
     chromium = find_chromium()
     if chromium is None:
         pytest.skip("no chromium: apt-get install chromium (.ci/run installs it)")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # Chromium's helpers can still be writing its profile when it exits
         browser = Browser(chromium, Path(tmp) / "profile", camera=None)  # no fake camera, no permission
         try:
             browser.open(server.url + "/")

@@ -78,7 +78,8 @@ def classify(
     from fer_edge.recognizer import Recognizer
     from fer_edge.resume import finished_paths, restore_order
     from fer_edge.videoio import is_video, samples_in
-    from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, RecordWriter, classify_records, open_output
+    from fer_edge.records import RecordWriter, open_output
+    from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, classify_records
 
     if resume and out is None:
         raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")

@@ -52,7 +52,7 @@ def webcam(
     from fer_edge.recognizer import Recognizer
     from fer_edge.videoio import VideoSink, stops_short
     from fer_edge.native_stderr import kept_apart, report_native_lines
-    from fer_edge.writers import RecordWriter, open_output
+    from fer_edge.records import RecordWriter, open_output
 
     console = status_console()
     spec = parse_source(source)

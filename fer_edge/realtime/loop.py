@@ -30,7 +30,7 @@ from fer_edge.realtime.track import IoUTracker
 from fer_edge.recognizer import Recognizer
 from fer_edge.render import draw_face, draw_hud
 from fer_edge.videoio import VideoSink
-from fer_edge.writers import RecordWriter
+from fer_edge.records import RecordWriter
 
 STAGES = ("capture", "detect", "classify", "draw")
 RECORD_COLUMNS = [
