@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import re
-import resource
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -138,18 +139,27 @@ class Tally:
 
 
 def run_batch(folder: Path, out: Path, limit_s: float, extra: list[str]) -> tuple[int, str, float, float]:
+    """(exit code, stderr, seconds, peak RSS in MB) of one classify run; -9 when it ran over `limit_s`."""
     cmd = [sys.executable, "-m", "fer_edge", "classify", str(folder), "--out", str(out), "--device", "cpu", *extra]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        _, err = proc.communicate(timeout=limit_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-        return -9, err.decode("utf-8", "replace"), time.perf_counter() - t, 0.0
-    # the largest resident size any child of this process has reached: the batches' peak so far
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return proc.returncode, err.decode("utf-8", "replace"), time.perf_counter() - t, peak_mb
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err: list[bytes] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    code, usage = None, None
+    while code is None:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            code = os.waitstatus_to_exitcode(status)
+        elif time.perf_counter() - t > limit_s:
+            proc.kill()
+            _, _, usage = os.wait4(proc.pid, 0)
+            code = -9
+        else:
+            time.sleep(0.05)
+    proc.returncode = code
+    reader.join(timeout=10)
+    return code, b"".join(err).decode("utf-8", "replace"), time.perf_counter() - t, usage.ru_maxrss / 1024
 
 
 def check_batch(folder: Path, out: Path, code: int, err: str, tally: Tally, keep: Path | None, label: str) -> None:
@@ -206,6 +216,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=0, help="stop after this long (0: when --files are done)")
     ap.add_argument("--webcam", action="store_true", help="also run webcam --source over every mutated video")
     ap.add_argument("--keep", type=Path, default=None, help="copy failing batches here")
+    ap.add_argument("--max-mb", type=float, default=1500, help="peak RSS a classify run may reach")
     ap.add_argument("--model", default=None, help="a model for classify (default: the shipped default)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -231,6 +242,10 @@ def main() -> None:
             code, err, seconds, peak_mb = run_batch(folder, out, 30 + args.per_file * n, extra)
             tally.seconds += seconds
             tally.peak_mb = max(tally.peak_mb, peak_mb)
+            if peak_mb > args.max_mb:
+                tally.failures.append(f"batch{tally.batches}-seed{args.seed}: peak RSS {peak_mb:.0f} MB, over --max-mb")
+                if args.keep is not None:
+                    shutil.copytree(folder, args.keep / f"batch{tally.batches}-seed{args.seed}-memory")
             check_batch(folder, out, code, err, tally, args.keep, f"batch{tally.batches}-seed{args.seed}")
             if args.webcam:
                 for video in sorted(p for p in folder.iterdir() if p.suffix in (".avi", ".mp4", ".mkv")):

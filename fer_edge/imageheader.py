@@ -34,6 +34,30 @@ def dimensions(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+OVERLONG = 64 << 20  # a chunk may outrun a truncated file by this much: past it, a length is a lie
+
+
+def overlong_chunk(data: bytes | memoryview) -> str | None:
+    """What is wrong when a PNG chunk declares far more bytes than the file holds, else None.
+
+    OpenCV's PNG reader allocates a chunk's declared length before it reads it: one damaged length field
+    (0x7fffffff in a 50 KB file) took a process to 4 GB. A truncated file whose last chunk runs a little past
+    the end is left to the decoder, which says so."""
+    if bytes(data[:8]) != b"\x89PNG\r\n\x1a\n":
+        return None
+    at, end = 8, len(data)
+    while at + 8 <= end:
+        (length,) = struct.unpack(">I", bytes(data[at : at + 4]))
+        left = end - at - 12
+        if length > left and length > OVERLONG:
+            kind = bytes(data[at + 4 : at + 8]).decode("latin-1")
+            return f"its {kind!r} chunk declares {length:,} bytes in a {end:,}-byte file"
+        if bytes(data[at + 4 : at + 8]) == b"IEND":
+            return None
+        at += 12 + length
+    return None
+
+
 def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     i = 2
     while i + 9 < len(data):

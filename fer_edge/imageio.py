@@ -74,6 +74,9 @@ def decode_image(data: bytes | np.ndarray) -> np.ndarray:
     size = imageheader.dimensions(head)
     if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise FerEdgeError(f"{size[0]}x{size[1]} exceeds the {MAX_PIXELS:,}-pixel limit (FER_EDGE_MAX_PIXELS)")
+    lie = imageheader.overlong_chunk(memoryview(data))
+    if lie is not None:
+        raise FerEdgeError(f"not a decodable image: {lie} (corrupt)")
     try:
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     except cv2.error:

@@ -573,3 +573,28 @@ app()
     assert [Path(r["path"]).name for r in rows] == [f"{i}.png" for i in range(6)]
     assert [Path(r["path"]).name for r in rows if r["error"]] == ["2.png"]
     assert "no answer after 2 s" in rows[2]["error"] and "left behind" in done.stderr
+
+
+def test_a_png_chunk_length_that_lies_is_refused_before_opencv_allocates_it(tmp_path, tiny_model, astronaut):
+    """Found by benchmarks/fuzz.py: OpenCV's PNG reader allocates a chunk's declared length first, so one
+    damaged length field (2 GB in a 50 KB file) took the process to 4 GB."""
+    import csv
+    import os
+    import struct
+
+    ok, png = cv2.imencode(".png", astronaut)
+    data = bytearray(png.tobytes())
+    idat = data.index(b"IDAT") - 4
+    data[idat : idat + 4] = struct.pack(">I", 0x7FFFFF00)
+    d = tmp_path / "photos"
+    d.mkdir()
+    (d / "lying.png").write_bytes(data)
+    cv2.imwrite(str(d / "good.png"), astronaut)
+    out = tmp_path / "rows.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "fer_edge", "classify", str(d), "--out", str(out), "--model", str(tiny_model),
+                             "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert usage.ru_maxrss < 1_000_000  # KB: the good photo's run, not the lie's 2 GB
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(out.open(encoding="utf-8"))}
+    assert "'IDAT' chunk declares 2,147,483,392 bytes" in rows["lying.png"]["error"] and not rows["good.png"]["error"]
