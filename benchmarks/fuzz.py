@@ -33,7 +33,7 @@ import numpy as np
 ASTRONAUT = Path(__file__).resolve().parents[1] / "tests" / "data" / "astronaut.jpg"
 # fer-edge's own stderr lines start with one of these (tables and blank lines aside)
 OWN_LINES = re.compile(r"^(model |skipped |incomplete |note |not annotated |resuming |report written|fer-edge |to continue|"
-                       r"source |mean ms|no faces|Error: |[ \u2500-\u257f]|$)")
+                       r"source |mean ms|no faces|error: |stopped by |interrupted|incomplete|[ \u2500-\u257f]|$)")
 
 
 def seeds(folder: Path) -> list[Path]:
