@@ -168,9 +168,9 @@ def test_missing_and_invalid_model(photos, tmp_path):
 
 def interrupt_after(monkeypatch, n: int) -> None:
     """Ctrl-C after n results."""
-    import fer_edge.batch as batch
+    import fer_edge.classify_job as job
 
-    real = batch.classify_files
+    real = job.classify_files
 
     def interrupted(*args, **kwargs):
         for i, result in enumerate(real(*args, **kwargs)):
@@ -178,7 +178,7 @@ def interrupt_after(monkeypatch, n: int) -> None:
                 raise KeyboardInterrupt
             yield result
 
-    monkeypatch.setattr(batch, "classify_files", interrupted)
+    monkeypatch.setattr(job, "classify_files", interrupted)
 
 
 def test_rows_already_written_survive_an_interruption(photos, tiny_model, tmp_path, monkeypatch):

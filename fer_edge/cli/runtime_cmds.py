@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-from contextlib import ExitStack
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -14,7 +12,7 @@ import typer
 from fer_edge.cli.guard import guarded
 from fer_edge.cli.output import print_table, status_console
 from fer_edge.cli.options import DetectorModelOpt, DetectorOpt, DetectorName, Device, DeviceOpt, MinFaceOpt, ModelOpt, ThreadsOpt
-from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.errors import FerEdgeError
 
 
 class Engine(str, Enum):
@@ -72,136 +70,48 @@ def classify(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from fer_edge.batch import BatchStats, FileResult, classify_files, iter_input_paths
-    from fer_edge.lock import exclusive
-    from fer_edge.native_stderr import kept_apart, report_native_lines
-    from fer_edge.recognizer import Recognizer
-    from fer_edge.resume import finished_paths, restore_order
-    from fer_edge.videoio import is_video, samples_in
-    from fer_edge.records import RecordWriter, open_output
-    from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, classify_records
+    from fer_edge.classify_job import ClassifyJob, JobOptions, RecognizerOptions
+    from fer_edge.native_stderr import report_native_lines
 
-    if resume and out is None:
-        raise UsageError("--resume needs --out FILE: the file an interrupted run was writing")
-    engine = engine or (Engine.ray if address else Engine.local)
-    if engine is Engine.ray and annotate_dir is not None:
-        raise UsageError("--annotate works with the local engine only (the images would have to travel back from the workers)")
-    if report is not None:
-        from fer_edge.report.make import preflight
+    job = ClassifyJob(
+        JobOptions(paths=paths, out=out, fmt=fmt.value, recursive=recursive, detect=detect, annotate_dir=annotate_dir,
+                   video_every=video_every, resume=resume, file_timeout=file_timeout,
+                   engine=(engine or (Engine.ray if address else Engine.local)).value, address=address, workers=workers,
+                   batch_size=batch_size, chunk_samples=chunk_samples, report=report),
+        RecognizerOptions(model, detector.value, detector_model, device.value, threads, detect_size, min_face))
+    console = status_console(quiet)
 
-        preflight(report)
-    files = iter_input_paths(paths, recursive=recursive)
-    with ExitStack() as held:  # one writer per output, for the whole run: a second run fails at once
-        if out is not None:
-            held.callback(exclusive(out, "--out"))
-        if annotate_dir is not None:
-            try:
-                annotate_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise UsageError(f"{annotate_dir}: cannot create the --annotate folder ({e.strerror or e})") from None
-            held.callback(exclusive(annotate_dir, "--annotate folder"))
-        appending = resume and out.exists()
-        recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size,
-                                min_face=min_face)
-        console = status_console(quiet)
-        det = recognizer.detector
-        console.print(f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
-                      f"detector {det.name} ({det.why}); threads: {recognizer.threads.describe()}")
-        input_order = [str(p) for p in files]
-        if appending:
-            done = finished_paths(out, fmt.value, CLASSIFY_COLUMNS)
-            todo = [p for p in files if str(p) not in done]
-            console.print(f"resuming {out}: {len(files) - len(todo)} file(s) already done, {len(todo)} to classify")
-            files = todo
+    def problem(p) -> None:
+        kept = f" (rows up to frame {p.kept_up_to} are kept)" if p.kept_up_to is not None else ""
+        progress.console.print(f"[yellow]{p.kind}[/] {escape(str(p.path))}: {escape(p.error)}{kept}")
 
-        stats = BatchStats()
+    with job:
+        console.print(job.banner())
+        if job.appending:
+            console.print(f"resuming {out}: {job.already_done} file(s) already done, {len(job.files)} to classify")
         try:
-            with ExitStack() as stack:
-                if out is not None:
-                    stream = stack.enter_context(open_output(out, fmt.value, append=appending))
-                else:
-                    stream = sys.stdout
-                    stream.reconfigure(errors="surrogateescape")
-                writer = RecordWriter(stream, fmt.value, CLASSIFY_COLUMNS, header=not appending)
-                writers = [writer]
-                if report is not None and out is None:  # rows go to stdout: keep a copy aside for the report
-                    aside = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=f".{fmt.value}", encoding="utf-8", newline=""))
-                    writers.append(RecordWriter(aside, fmt.value, CLASSIFY_COLUMNS, flush=False))
-                copies = AnnotatedCopies(annotate_dir, video_every) if annotate_dir is not None else None
-                if copies is not None:
-                    stack.callback(copies.close)  # annotated videos stay playable after an error or Ctrl-C
-                progress = stack.enter_context(
-                    Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True)
-                )
-                # the decoders' own stderr lines go into their file's error row instead of between ours
-                native = stack.enter_context(kept_apart())
-                stack.callback(lambda: report_native_lines(progress.console, native.other))
-                # One step per image or sampled video frame, so that hours of video move the bar too.
-                task = progress.add_task("classify", total=sum(samples_in(p, video_every) or 1 if is_video(p) else 1 for p in files))
-                if engine is Engine.ray:
-                    from fer_edge.cluster.ray_engine import RayClassifier
-
-                    # the driver's choices travel: every node uses the same detector (a store is per machine)
-                    cluster = RayClassifier(
-                        dict(model=model, detector=det.name, detector_model=str(det.model_path) if det.model_path else None,
-                             device=device.value, threads=threads, detect_size=detect_size, min_face=min_face),
-                        address=address, workers=workers, batch_size=batch_size, chunk_samples=chunk_samples)
-                    stack.callback(cluster.close)
-                    results = cluster.classify(files, detect=detect, video_every=video_every)
-                else:
-                    cluster = None
-                    # the decoders' own stderr lines go into their file's error row instead of between ours
-                    results = classify_files(recognizer, files, detect=detect, keep_images=annotate_dir is not None,
-                                             video_every=video_every, file_timeout=file_timeout)
-                previous = None
-                for result in results:
-                    for record in classify_records(result, fmt.value):
-                        for w in writers:
-                            w.write(record)
-                    if result.error:
-                        part_way = previous is not None and previous.path == result.path and previous.frame is not None
-                        kept = f" (rows up to frame {previous.frame} are kept)" if part_way else ""
-                        verb = "incomplete" if part_way else "skipped"
-                        progress.console.print(f"[yellow]{verb}[/] {escape(str(result.path))}: {escape(result.error)}{kept}")
-                    elif copies is not None:
-                        try:
-                            copies.add(result)
-                        except FerEdgeError as e:  # that file's error row; the run goes on
-                            failed = FileResult(result.path, error=str(e), frame=result.frame, time=result.time)
-                            for record in classify_records(failed, fmt.value):
-                                for w in writers:
-                                    w.write(record)
-                            progress.console.print(f"[yellow]not annotated[/] {escape(str(result.path))}: {escape(str(e))}")
-                            stats.errors += 1
-                    stats.add(result)
-                    progress.advance(task)
-                    previous = result
-                if report is not None:
-                    from fer_edge.report.make import records
-
-                    stream.flush()
-                    if len(writers) > 1:
-                        aside.flush()
-                    records(out if out is not None else Path(aside.name), report,
-                            name=str(out) if out is not None else " ".join(map(str, paths)))
-                    progress.console.print(f"report written: {report}")
+            with Progress(TextColumn("classify"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=console, transient=True) as progress:
+                task = progress.add_task("classify", total=job.steps())
+                result = job.run(on_problem=problem, on_step=lambda: progress.advance(task),
+                                 on_note=progress.console.print)
         except KeyboardInterrupt:
             if out is not None:
                 typer.echo(f"to continue where this stopped, run the same command with --resume (it appends to {out})", err=True)
             raise
-        if appending:  # the redone files were appended: back to the order an uninterrupted run writes
-            restore_order(out, fmt.value, CLASSIFY_COLUMNS, input_order)
+    report_native_lines(console, job.native_lines)
 
-        table = Table(title="fer-edge classify" + (" (Ray)" if cluster is not None else ""), show_header=False)
-        if cluster is not None:
-            table.add_row("Ray nodes that worked", f"{len(cluster.nodes)}")
-        for name, value in stats.rows():
-            table.add_row(name, value)
-        print_table(console, table)
-        failed = f"{stats.errors} of {stats.files} file(s) failed (--strict)" if strict and stats.errors else None
-        _leave_stuck_decoders(console, failed)
-        if failed:
-            raise FerEdgeError(failed)
+    stats = result.stats
+    table = Table(title="fer-edge classify" + (" (Ray)" if result.ray_nodes is not None else ""), show_header=False)
+    if result.ray_nodes is not None:
+        table.add_row("Ray nodes that worked", f"{result.ray_nodes}")
+    for name, value in stats.rows():
+        table.add_row(name, value)
+    print_table(console, table)
+    failed = f"{stats.errors} of {stats.files} file(s) failed (--strict)" if strict and stats.errors else None
+    _leave_stuck_decoders(console, failed)
+    if failed:
+        raise FerEdgeError(failed)
 
 
 def _leave_stuck_decoders(console, error: str | None) -> None:
