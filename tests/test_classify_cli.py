@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ASTRONAUT, group_photo
+from helpers import ASTRONAUT, group_photo
 from fer_edge.cli.app import app
 from fer_edge.contract import LABELS
 from fer_edge.writers import CLASSIFY_COLUMNS

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ASTRONAUT
+from helpers import ASTRONAUT
 from fer_edge import imageheader
 from fer_edge.cli.app import app
 from fer_edge.contract import LABELS

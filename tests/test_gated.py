@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 pytest.importorskip("torch", reason="the model factory needs the train extra (torch)")
 
 import torch  # noqa: E402
-from conftest import REPO, detail_numpy  # noqa: E402
+from helpers import REPO, detail_numpy  # noqa: E402
 from synthetic import write_csv  # noqa: E402
-from test_train import _train_tiny  # noqa: E402
+from helpers import train_tiny as _train_tiny  # noqa: E402
 
 from fer_edge.cli.app import app  # noqa: E402
 from fer_edge.train.data import load_dataset  # noqa: E402

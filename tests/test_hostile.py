@@ -137,7 +137,7 @@ def test_header_reader_knows_the_common_formats(tmp_path, astronaut):
 def test_a_terminated_webcam_run_closes_its_files_and_prints_the_summary(tmp_path, tiny_model, astronaut, sig, code):
     clip = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (320, 240))
-    from conftest import astronaut_face
+    from helpers import astronaut_face
 
     face = cv2.resize(astronaut_face(astronaut), (120, 120))
     for i in range(900):  # 30 s at --realtime: the signal comes long before the end
@@ -267,7 +267,7 @@ def test_a_failed_annotated_copy_is_that_files_error_row_and_the_run_goes_on(tmp
 
 
 def test_fixed_batch_models_run_and_huge_ones_are_refused(tmp_path):
-    from conftest import make_tiny_model
+    from helpers import make_tiny_model
 
     from fer_edge.classifier import ExpressionClassifier
     from fer_edge.errors import FerEdgeError
@@ -282,7 +282,7 @@ def test_fixed_batch_models_run_and_huge_ones_are_refused(tmp_path):
 
 
 def test_outputs_that_are_not_probabilities_are_refused(tmp_path, astronaut):
-    from conftest import make_tiny_model
+    from helpers import make_tiny_model
 
     nan = make_tiny_model(tmp_path / "nan.onnx", bias=float("nan"))
     logits = make_tiny_model(tmp_path / "logits.onnx", output="logits", bias=-300.0, metadata={"output": None})
@@ -311,7 +311,7 @@ def test_predict_refuses_none_and_empty_arrays(tiny_model):
 def test_onnxruntime_errors_keep_their_cause(tmp_path):
     import onnx
 
-    from conftest import make_tiny_model
+    from helpers import make_tiny_model
 
     path = make_tiny_model(tmp_path / "ir.onnx")
     m = onnx.load(str(path))
@@ -447,7 +447,7 @@ def test_outputs_to_a_full_disk_are_one_line(tmp_path, tiny_model):
 
 
 def test_webcam_warns_of_a_truncated_video_as_classify_does(tmp_path, tiny_model, astronaut):
-    from conftest import astronaut_face
+    from helpers import astronaut_face
 
     clip = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))

@@ -25,7 +25,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, astronaut) -> Path:
     """Good and bad images, a video long enough to be split into chunks, and a truncated one."""
-    from conftest import astronaut_face, group_photo
+    from helpers import astronaut_face, group_photo
 
     d = tmp_path_factory.mktemp("mixed")
     cv2.imwrite(str(d / "a_one.jpg"), astronaut)

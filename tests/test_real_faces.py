@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch", reason="the model factory needs the train extra (torch)")
 
-from conftest import astronaut_face  # noqa: E402
+from helpers import astronaut_face  # noqa: E402
 from synthetic import synthetic_face, write_csv  # noqa: E402
 
 from fer_edge.cli.app import app  # noqa: E402

@@ -18,7 +18,7 @@ PUBLIC_TEST_COUNTS = [467, 56, 496, 895, 653, 415, 607]
 
 @pytest.fixture(scope="module")
 def fer(request):
-    from conftest import fer_data_path
+    from helpers import fer_data_path
 
     path = fer_data_path()
     if path is None:
@@ -59,7 +59,7 @@ def ferplus_majority(fer_path):
 # majority and 63.05% against FER2013's labels; fast 81.04% and 62.44%).
 @pytest.mark.parametrize("name, ferplus_floor, fer2013_floor", [("default", 0.835, 0.62), ("fast", 0.80, 0.61)])
 def test_shipped_models_on_public_test(fer, name, ferplus_floor, fer2013_floor):
-    from conftest import fer_data_path
+    from helpers import fer_data_path
 
     model = load_shipped(name)
     held = ferplus_majority(fer_data_path())

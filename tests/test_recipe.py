@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("torch", reason="the recipe needs the train extra (torch)")
 
-from conftest import REPO, astronaut_face  # noqa: E402
+from helpers import REPO, astronaut_face  # noqa: E402
 from synthetic import write_csv  # noqa: E402
 from test_real_faces import write_votes  # noqa: E402
 

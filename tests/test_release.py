@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ASTRONAUT, REPO
+from helpers import ASTRONAUT, REPO
 
 import fer_edge
 

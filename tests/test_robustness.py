@@ -121,7 +121,7 @@ def test_train_with_corruptions_through_the_cli(tmp_path, monkeypatch):
     from fer_edge.cli.app import app
 
     from synthetic import write_csv
-    from test_train import train_args
+    from helpers import train_args
 
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")
@@ -159,7 +159,7 @@ def test_export_bakes_a_temperature_that_lowers_the_ece(tmp_path, monkeypatch):
     from fer_edge.classifier import ExpressionClassifier
 
     from synthetic import write_csv
-    from test_train import _train_tiny
+    from helpers import train_tiny as _train_tiny
 
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")
@@ -186,7 +186,7 @@ def test_an_old_int8_model_gets_an_fp32_head_and_a_temperature(tmp_path):
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from conftest import make_tiny_model
+    from helpers import make_tiny_model
 
     from fer_edge.classifier import ExpressionClassifier
     from fer_edge.export.fp32_head import bake_temperature, fp32_head

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import group_photo, make_tiny_model
+from helpers import group_photo, make_tiny_model
 from fer_edge.classifier import ExpressionClassifier
 from fer_edge.contract import LABELS
 from fer_edge.crop import crop_face, square_box
@@ -424,7 +424,7 @@ def test_a_regular_install_ships_both_models_and_the_training_packages(tmp_path)
 
 
 def test_min_face_skips_smaller_faces_for_both_detectors(tiny_model, astronaut, yunet_model):
-    from conftest import group_photo
+    from helpers import group_photo
 
     photo = group_photo(astronaut)  # three 180 px heads, faces about 100 px
     for name, model in (("haar", None), ("yunet", yunet_model)):

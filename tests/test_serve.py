@@ -24,7 +24,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason='fer-edge serve needs the serve extra: pip install "fer-edge[serve]"')
 
-from conftest import ASTRONAUT, REPO, astronaut_face, group_photo  # noqa: E402
+from helpers import ASTRONAUT, astronaut_face, group_photo  # noqa: E402
 
 PHOTO = ASTRONAUT.read_bytes()
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import astronaut_face
+from helpers import astronaut_face
 from fer_edge.cli.app import app
 from fer_edge.contract import LABELS
 from fer_edge.errors import UsageError
@@ -340,7 +340,7 @@ def test_tracker_carries_a_moving_face_between_detections():
 
 
 def test_pipeline_batches_all_faces_of_a_frame(tiny_model, astronaut, monkeypatch):
-    from conftest import group_photo
+    from helpers import group_photo
 
     rec = Recognizer(tiny_model, device="cpu")
     pipe = Pipeline(rec, detect_every=1)
