@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 
+from fer_edge import atomic
 from fer_edge.errors import FerEdgeError
 from fer_edge.records import RecordWriter
 
@@ -72,9 +72,8 @@ def restore_order(out: Path, fmt: str, columns: list[str], paths: list[str]) -> 
 
 
 def _rewrite(out: Path, fmt: str, columns: list[str], records: list[dict]) -> None:
-    tmp = out.with_name(out.name + ".resume.tmp")
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
-        writer = RecordWriter(f, fmt, columns, flush=False)
-        for r in records:
-            writer.write(r)
-    os.replace(tmp, out)  # atomic: an interruption here leaves the old file whole
+    with atomic.replacing(out) as tmp:  # an interruption here leaves the old file whole
+        with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            writer = RecordWriter(f, fmt, columns, flush=False)
+            for r in records:
+                writer.write(r)

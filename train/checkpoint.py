@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from fer_edge.contract import LABELS
+from fer_edge import atomic
 from fer_edge.errors import FerEdgeError
 
 from .models import build_model
@@ -16,9 +16,8 @@ from .models import build_model
 
 def save_atomic(obj: dict, path: Path) -> None:
     """Write to a temp file in the same folder, then rename: a kill never leaves a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic.replacing(Path(path)) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_edge import atomic
 from fer_edge.contract import INPUT_SIZE, LABELS, canonical_label
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.home import sha256_of
@@ -207,9 +208,8 @@ def save_npz(path: Path, splits: dict[str, Split], source_sha256: str) -> None:
     arrays = {"source_sha256": np.array(source_sha256)}
     for name, s in splits.items():
         arrays[f"x_{name}"], arrays[f"y_{name}"] = s.x, s.y
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic.replacing(path, ".npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
 def load_npz(path: Path) -> tuple[dict[str, Split], str]:
