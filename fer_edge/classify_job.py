@@ -22,21 +22,10 @@ from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.lock import exclusive
 from fer_edge.native_stderr import kept_apart
 from fer_edge.records import RecordWriter, open_output
-from fer_edge.recognizer import Recognizer
+from fer_edge.recognizer import Recognizer, RecognizerOptions
 from fer_edge.resume import finished_paths, restore_order
 from fer_edge.videoio import is_video, samples_in
 from fer_edge.writers import CLASSIFY_COLUMNS, AnnotatedCopies, classify_records
-
-
-@dataclass
-class RecognizerOptions:
-    model: str | Path | None = None
-    detector: str = "auto"
-    detector_model: str | Path | None = None
-    device: str = "auto"
-    threads: int = 0
-    detect_size: int = 1920
-    min_face: int = 0
 
 
 @dataclass
@@ -112,9 +101,7 @@ class ClassifyJob:
                     raise UsageError(f"{o.annotate_dir}: cannot create the --annotate folder ({e.strerror or e})") from None
                 self._held.callback(exclusive(o.annotate_dir, "--annotate folder"))
             self.appending = o.resume and o.out.exists()
-            r = self.recognizer_options
-            self.recognizer = Recognizer(r.model, r.detector, r.detector_model, r.device, r.threads,
-                                         detect_size=r.detect_size, min_face=r.min_face)
+            self.recognizer = Recognizer.from_options(self.recognizer_options)
             if self.appending:
                 done = finished_paths(o.out, o.fmt, CLASSIFY_COLUMNS)
                 todo = [p for p in self.files if str(p) not in done]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_edge import registry
 from fer_edge.classifier import ExpressionClassifier, to_prediction
 from fer_edge.contract import INPUT_SIZE, LABELS
 from fer_edge.crop import crop_faces, level_tilts
@@ -15,9 +16,8 @@ from fer_edge.detect import Detection, make_detector
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.threads import apply as apply_thread_budget
 
-# Models shipped inside the package, by the name `--model` accepts. "default" is the most accurate;
-# "fast" trades some accuracy for throughput (see assets/MODEL_CARD.md).
-SHIPPED_MODELS = {"default": "fer-edge.onnx", "fast": "fer-edge-fast.onnx"}
+# Models shipped inside the package, by the name `--model` accepts (registry.py; assets/MODEL_CARD.md)
+SHIPPED_MODELS = {name: m.file for name, m in registry.classifiers().items()}
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,25 @@ def is_face_crop(image: np.ndarray) -> bool:
     return image.shape[0] == INPUT_SIZE and image.shape[1] == INPUT_SIZE
 
 
+@dataclass
+class RecognizerOptions:
+    """What a Recognizer is made of, as the commands take it (their --model, --detector, ... options)."""
+
+    model: str | Path | None = None
+    detector: str = "auto"
+    detector_model: str | Path | None = None
+    device: str = "auto"
+    threads: int = 0
+    detect_size: int = 1920
+    min_face: int = 0
+
+
 class Recognizer:
+    @classmethod
+    def from_options(cls, o: RecognizerOptions) -> "Recognizer":
+        return cls(o.model, o.detector, o.detector_model, o.device, o.threads, detect_size=o.detect_size,
+                   min_face=o.min_face)
+
     def __init__(
         self,
         model: str | Path | None = None,

@@ -13,35 +13,17 @@ import os
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from fer_edge import atomic
+from fer_edge import atomic, registry
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.home import home, sha256_of
+from fer_edge.registry import Pin
 
 
-@dataclass(frozen=True)
-class Pin:
-    """What a download must be, byte for byte."""
-
-    filename: str
-    size: int
-    sha256: str
-    url: str
-
-
-# OpenCV Zoo's YuNet (MIT licence). The file is stored with Git LFS, so the URL is LFS's media URL.
-KNOWN: dict[str, Pin] = {
-    "yunet": Pin(
-        filename="face_detection_yunet_2023mar.onnx",
-        size=232_589,
-        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-        url="https://media.githubusercontent.com/media/opencv/opencv_zoo/main/models/face_detection_yunet/"
-            "face_detection_yunet_2023mar.onnx",
-    ),
-}
+# the detectors the store can fetch, by name, with their pins (registry.py names every model)
+KNOWN: dict[str, Pin] = {name: m.pin for name, m in registry.detectors().items()}
 
 
 def _by_hand(name: str) -> str:

@@ -128,3 +128,21 @@ def test_auto_without_a_store_says_how_to_get_yunet(home, tiny_model, yunet_mode
     assert "detector yunet (--detector-model given)" in " ".join(given.stderr.split())
     asked = runner.invoke(app, ["classify", str(Path(__file__).parent / "data"), "--model", str(tiny_model), "--detector", "yunet"])
     assert asked.exit_code == 2 and "fer-edge models pull yunet" in asked.stderr
+
+
+def test_one_registry_names_every_model_and_everything_reads_it():
+    from fer_edge import registry
+    from fer_edge.cli.app import app
+    from fer_edge.recognizer import SHIPPED_MODELS, shipped_model_path
+    from typer.testing import CliRunner
+
+    assert set(registry.classifiers()) == set(SHIPPED_MODELS) == {"default", "fast"}
+    assert set(registry.detectors()) == set(store.KNOWN) == {"yunet"}
+    assert all(shipped_model_path(name).is_file() for name in registry.classifiers())
+    assert all(m.pin is not None and m.pin.size > 0 for m in registry.detectors().values())
+    listed = CliRunner().invoke(app, ["models", "list"], terminal_width=200)
+    assert listed.exit_code == 0 and all(name in listed.output for name in registry.MODELS)
+    from fer_edge.cli.options import ModelOpt
+
+    model_help = ModelOpt.__metadata__[0].help
+    assert all(f"{name} ({m.about})" in model_help for name, m in registry.classifiers().items())

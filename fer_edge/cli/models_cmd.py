@@ -19,21 +19,22 @@ def list_models() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from fer_edge import store
+    from fer_edge import registry, store
     from fer_edge.home import home, sha256_of
-    from fer_edge.recognizer import SHIPPED_MODELS, shipped_model_path
+    from fer_edge.recognizer import shipped_model_path
 
     table = Table(title=f"fer-edge models (store: {home()})")
     for col in ("name", "kind", "bytes", "sha256", "path"):
         table.add_column(col, justify="right" if col == "bytes" else "left", overflow="fold")
-    for name in SHIPPED_MODELS:
-        path = shipped_model_path(name)
-        if path.is_file():
-            table.add_row(name, "classifier (shipped)", f"{path.stat().st_size:,}", sha256_of(path)[:16], str(path))
-        else:
-            table.add_row(name, "classifier (shipped)", "-", "missing: reinstall fer-edge", str(path))
     manifest = store.read_manifest()
-    for name in sorted(store.KNOWN):
+    for name, m in registry.MODELS.items():  # every named model, in the registry's order
+        if m.kind == "classifier":
+            path = shipped_model_path(name)
+            if path.is_file():
+                table.add_row(name, "classifier (shipped)", f"{path.stat().st_size:,}", sha256_of(path)[:16], str(path))
+            else:
+                table.add_row(name, "classifier (shipped)", "-", "missing: reinstall fer-edge", str(path))
+            continue
         entry = manifest.get(name)
         path = store.stored(name)
         if path is None:

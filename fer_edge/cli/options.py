@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from fer_edge.registry import classifier_help
+
 
 class Device(str, Enum):
     """Where onnxruntime runs the classifier (fer_edge.providers.DEVICES)."""
@@ -36,7 +38,7 @@ class DetectorName(str, Enum):
 
 
 ModelOpt = Annotated[
-    Optional[Path], typer.Option("--model", "-m", help="ONNX file, or a shipped model: default (most accurate) or fast (about 7x the faces/s, 1.9 points less accurate).")
+    Optional[Path], typer.Option("--model", "-m", help=f"ONNX file, or a shipped model: {classifier_help()}.")
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="auto takes the first that starts of CUDA, CoreML, DirectML, OpenVINO, then the CPU, and says which runs and why; tensorrt builds and caches an engine on its first start.")]
 DetectorOpt = Annotated[

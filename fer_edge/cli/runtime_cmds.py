@@ -70,7 +70,8 @@ def classify(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
-    from fer_edge.classify_job import ClassifyJob, JobOptions, RecognizerOptions
+    from fer_edge.classify_job import ClassifyJob, JobOptions
+    from fer_edge.recognizer import RecognizerOptions
     from fer_edge.native_stderr import report_native_lines
 
     job = ClassifyJob(

@@ -49,7 +49,7 @@ def webcam(
     from fer_edge.realtime.capture import VideoSource, parse_source
     from fer_edge.realtime.loop import RECORD_COLUMNS, LoopOptions, Pipeline, Window, run
     from fer_edge.realtime.smooth import EmotionSmoother
-    from fer_edge.recognizer import Recognizer
+    from fer_edge.recognizer import Recognizer, RecognizerOptions
     from fer_edge.videoio import VideoSink, stops_short
     from fer_edge.native_stderr import kept_apart, report_native_lines
     from fer_edge.records import RecordWriter, open_output
@@ -65,8 +65,8 @@ def webcam(
     outputs = [p for p in (output, jsonl, csv_out) if p is not None]
     if len(set(outputs)) != len(outputs):
         raise UsageError("--output, --jsonl and --csv must be different files")
-    recognizer = Recognizer(model, detector.value, detector_model, device.value, threads, detect_size=detect_size,
-                            min_face=min_face)
+    recognizer = Recognizer.from_options(
+        RecognizerOptions(model, detector.value, detector_model, device.value, threads, detect_size, min_face))
     console.print(
         f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
         f"detector {recognizer.detector.name} ({recognizer.detector.why}) at {detect_size or 'full'} px, every {detect_every} frame(s); "
