@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -86,3 +87,14 @@ def make_clip(path: Path, photos: list[Path], shots: int, seed: int, size: tuple
     return frames
 
 
+def read_frames(path: Path) -> Iterator[np.ndarray]:
+    """Every frame of a clip, in order."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, image = cap.read()
+            if not ok:
+                return
+            yield image
+    finally:
+        cap.release()

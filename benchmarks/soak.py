@@ -28,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clips import make_clip, performer_photos
+from clips import make_clip, performer_photos, read_frames
 
 
 class Stream:
@@ -124,13 +124,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         clip = tmp / "clip.avi"
         make_clip(clip, photos, 12, 5)
-        cap = cv2.VideoCapture(str(clip))
-        frames = []
-        while True:
-            ok, image = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes())
+        frames = [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for image in read_frames(clip)]
         stream = Stream(frames, 30, args.drop_every)
         folder = tmp / "photos"
         folder.mkdir()

@@ -16,28 +16,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 from rich.console import Console
 from rich.table import Table
 
-from clips import make_clip, performer_photos
+from clips import make_clip, performer_photos, read_frames
 from fer_edge.detect import YuNetDetector
 from fer_edge.realtime.capture import VideoSource, parse_source
 from fer_edge.realtime.loop import LoopOptions, Pipeline, run
 from fer_edge.realtime.track import iou
 from fer_edge.recognizer import Recognizer
 
+
 def truth(path: Path, yunet: Path) -> list[list[tuple[int, int, int, int]]]:
     det = YuNetDetector(yunet, max_side=0, score_threshold=0.7)
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, image = cap.read()
-        if not ok:
-            break
-        out.append([d.box for d in det.detect(image)])
-    cap.release()
-    return out
+    return [[d.box for d in det.detect(image)] for image in read_frames(path)]
 
 
 class Collect:

@@ -119,9 +119,7 @@ class ClassifyJob:
         return list(self._native.other) if hasattr(self, "_native") else []
 
     def banner(self) -> str:
-        rec, det = self.recognizer, self.recognizer.detector
-        return (f"model {rec.classifier.info.path} on {rec.classifier.providers.describe()}; detector {det.name} "
-                f"({det.why}); threads: {rec.threads.describe()}")
+        return self.recognizer.describe()
 
     def steps(self) -> int:
         """Progress steps: one per image or sampled video frame, so that hours of video move a bar too."""

@@ -1,5 +1,7 @@
 """The one error type the CLI turns into a one-line message and a non-zero exit."""
 
+import signal
+
 EXIT_FAILURE = 1  # the job could not be done (bad model, unreadable camera, --strict with failures)
 EXIT_USAGE = 2  # the command line asked for something impossible (missing path, empty folder, bad option)
 
@@ -27,7 +29,5 @@ class Interrupted(KeyboardInterrupt):
     every command ends the same way: files closed, videos playable, summaries printed."""
 
     def __init__(self, signum: int):
-        import signal
-
         super().__init__(signal.Signals(signum).name)
         self.signum = signum

@@ -78,7 +78,7 @@ class RecognizerOptions:
     detector_model: str | Path | None = None
     device: str = "auto"
     threads: int = 0
-    detect_size: int = 1920
+    detect_size: int = 640
     min_face: int = 0
 
 
@@ -103,13 +103,17 @@ class Recognizer:
         self.classifier = ExpressionClassifier.from_path(resolve_model(model), device=device,
                                                          threads=self.threads.onnxruntime)
         self.detector = make_detector(detector, detector_model, max_side=detect_size, min_face=min_face)
-        self._detector_args = (detector, detector_model, detect_size, min_face)
         self.margin = self.detector.margin if margin is None else margin
 
     def spare_detector(self):
         """Another detector like this one's, for another thread: OpenCV's detectors keep per-call state."""
-        name, path, size, min_face = self._detector_args
-        return make_detector(name, path, max_side=size, min_face=min_face)
+        d = self.detector
+        return make_detector(d.name, d.model_path, max_side=d.max_side, min_face=d.min_face)
+
+    def describe(self) -> str:
+        """What runs, for the first line a command prints."""
+        return (f"model {self.classifier.info.path} on {self.classifier.providers.describe()}; detector "
+                f"{self.detector.name} ({self.detector.why}); threads: {self.threads.describe()}")
 
     @property
     def provider(self) -> str:
@@ -124,12 +128,16 @@ class Recognizer:
 
         `tilts`: the eye line's tilt per box (YuNet's landmarks); faces tilted at least ALIGN_MIN_TILT
         degrees are turned level before cropping (+1.6 points on faces turned by up to 30 degrees)."""
-        crops = crop_faces(image, list(boxes), self.margin if margin is None else margin, level_tilts(tilts))
-        return self.classifier.predict_probs(crops)
+        return self.classifier.predict_probs(self.crops(image, boxes, margin, tilts))
+
+    def crops(self, image: np.ndarray, boxes: list, margin: float | None = None,
+              tilts: list[float] | None = None) -> np.ndarray:
+        """The 48x48 crops of `boxes`, with the detector's margin unless another is given."""
+        return crop_faces(image, list(boxes), self.margin if margin is None else margin, level_tilts(tilts))
 
     def classify(self, image: np.ndarray, detections: list[Detection], margin: float | None = None) -> list[Face]:
         probs = self.face_probs(image, [d.box for d in detections], margin, [d.angle for d in detections])
-        return [face_from(d.box, d.score, p) for d, p in zip(detections, probs)]
+        return faces_from(detections, probs)
 
     def predict(self, image: np.ndarray, detect: bool | None = None) -> list[Face]:
         """Faces in `image` (any channels, depth, size). detect=None: skip detection for 48x48 crops."""
@@ -144,10 +152,9 @@ class Recognizer:
             raise FerEdgeError(f"predict needs a 2-D image (gray) or 3-D (color), got an array of shape {list(image.shape)}")
         if detect is False or (detect is None and is_face_crop(image)):
             whole = [Detection(0, 0, image.shape[1], image.shape[0], 1.0)]
-            return whole, crop_faces(image, [whole[0].box], 0.0)
+            return whole, self.crops(image, [whole[0].box], margin=0.0)
         detections = (detector or self.detector).detect(image)
-        return detections, crop_faces(image, [d.box for d in detections], self.margin,
-                                      level_tilts([d.angle for d in detections]))
+        return detections, self.crops(image, [d.box for d in detections], tilts=[d.angle for d in detections])
 
 
 def faces_from(detections: list[Detection], probs: np.ndarray) -> list[Face]:

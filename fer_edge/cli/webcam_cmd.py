@@ -67,11 +67,7 @@ def webcam(
         raise UsageError("--output, --jsonl and --csv must be different files")
     recognizer = Recognizer.from_options(
         RecognizerOptions(model, detector.value, detector_model, device.value, threads, detect_size, min_face))
-    console.print(
-        f"model {recognizer.classifier.info.path} on {recognizer.classifier.providers.describe()}; "
-        f"detector {recognizer.detector.name} ({recognizer.detector.why}) at {detect_size or 'full'} px, every {detect_every} frame(s); "
-        f"threads: {recognizer.threads.describe()}"
-    )
+    console.print(f"{recognizer.describe()}; detection at {detect_size or 'full'} px, every {detect_every} frame(s)")
 
     # The report is drawn from the records; without --jsonl or --csv they are kept aside until it is drawn.
     aside = tempfile.TemporaryDirectory(prefix="fer-edge-report-") if report and not (jsonl or csv_out) else None

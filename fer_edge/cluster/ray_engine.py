@@ -132,7 +132,6 @@ class RayClassifier:
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.ERROR)
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False)
-        # Ray sets its own SIGTERM handler (it exits 15 at once): the caller's, which ends a run cleanly, stays
         try:
             with _signal_handlers_kept():
                 if self.address:

@@ -23,11 +23,11 @@ Box = tuple[int, int, int, int]
 TEMPLATE = 24  # px across the face: enough texture to tell a face from a chin, cheap to match
 SEARCH = 0.5  # search this share of the box's size around the predicted box, on each side
 MIN_MATCH = 0.6  # TM_CCOEFF_NORMED; the same face a few frames on scores 0.8-0.99
-MIN_CONTRAST = 6.0
+MIN_CONTRAST = 6.0  # grey-level std below which a window is flat: correlation there means nothing
 # how the face is looked for, as (width, height) of the predicted box and whether mirrored: as predicted,
 # nearer, further, turning (a face turning away narrows), and turned the other way (roughly its mirror image)
 LOOKS = ((1.0, 1.0, False), (1.1, 1.1, False), (1 / 1.1, 1 / 1.1, False), (0.75, 1.0, False), (1.0, 1.0, True),
-         (0.75, 1.0, True))  # grey-level std below which a window is flat: correlation there means nothing
+         (0.75, 1.0, True))
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -77,6 +77,7 @@ class FaceFollower:
         wx, wy, ww, wh = window
         gray = _gray(image[wy : wy + wh, wx : wx + ww])
         best = (self.min_match, None)
+        regions: dict[tuple[int, int], np.ndarray] = {}  # a look and its mirror share their resized window
         for zx, zy, mirrored in LOOKS:
             sx, sy = tmpl.shape[1] / (w * zx), tmpl.shape[0] / (h * zy)  # frame px -> template px
             # the template's part that falls inside the frame, at this size
@@ -85,9 +86,11 @@ class FaceFollower:
             region_size = (round(ww * sx), round(wh * sy))
             if min(part.shape) < 8 or region_size[0] < part.shape[1] or region_size[1] < part.shape[0]:
                 continue
-            region = cv2.resize(gray, region_size, interpolation=cv2.INTER_AREA)
-            if float(region.std()) < MIN_CONTRAST:
-                return None
+            region = regions.get(region_size)
+            if region is None:
+                region = regions[region_size] = cv2.resize(gray, region_size, interpolation=cv2.INTER_AREA)
+                if float(region.std()) < MIN_CONTRAST:
+                    return None
             _, score, _, (bx, by) = cv2.minMaxLoc(cv2.matchTemplate(region, part, cv2.TM_CCOEFF_NORMED))
             if np.isfinite(score) and score > best[0]:
                 best = (score, (wx + round((bx - tx0) / sx), wy + round((by - ty0) / sy), round(w * zx), round(h * zy)))
@@ -108,7 +111,7 @@ class CutDetector:
         self._last: np.ndarray | None = None
 
     def is_cut(self, image: np.ndarray) -> bool:
-        thumb = cv2.resize(_gray(image), (48, 27), interpolation=cv2.INTER_AREA).astype(np.float32)
+        thumb = _gray(cv2.resize(image, (48, 27), interpolation=cv2.INTER_AREA)).astype(np.float32)  # shrink, then grey
         last, self._last = self._last, thumb
         if last is None:
             return False

@@ -85,9 +85,7 @@ class IoUTracker:
             else:
                 t.hits += 1
                 t.missed = 0
-                if t.detected is not None and t.since > 0:
-                    seen = tuple((n - o) / t.since for n, o in zip(b, t.detected))
-                    t.velocity = tuple(self.damping * v + (1 - self.damping) * s for v, s in zip(t.velocity, seen))
+                self._observe(t, b)
             t.box, t.score, t.detected, t.since, t.detected_now, t.angle = b, scores[bi], b, 0, True, angles[bi]
         self.tracks = [t for t in self.tracks if t.missed <= self.max_missed]
         found = [owner[bi] for bi in range(len(boxes))]
@@ -96,10 +94,14 @@ class IoUTracker:
     def follow(self, t: Track, box: Box) -> None:
         """The face was found at `box` without the detector (FaceFollower): the box and the motion follow it;
         a track the detector has lost still counts its missed rounds."""
+        self._observe(t, box)
+        t.box, t.detected, t.since = box, box, 0
+
+    def _observe(self, t: Track, box: Box) -> None:
+        """Blend the motion seen since the track's last observed box into its velocity."""
         if t.detected is not None and t.since > 0:
             seen = tuple((n - o) / t.since for n, o in zip(box, t.detected))
             t.velocity = tuple(self.damping * v + (1 - self.damping) * s for v, s in zip(t.velocity, seen))
-        t.box, t.detected, t.since = box, box, 0
 
     def reset(self) -> None:
         """A shot cut: every track ends (ids are still never reused)."""
