@@ -6,7 +6,7 @@ changes against the fp32 export, over several calibration samples (the quantisat
 
 The class changes are label-free and far less noisy than accuracy: one calibration sample against another moves
 PublicTest accuracy by up to 0.3 points. An exported .onnx is tried through its read-back:
-`python -m fer_edge.train.from_onnx X.pt X.onnx --data ...` first.
+`fer-edge train from-onnx X.pt X.onnx --data ...` first.
 """
 
 from __future__ import annotations

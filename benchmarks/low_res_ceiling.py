@@ -2,32 +2,29 @@
 low-resolution rows (its worst case is a face 12 px tall, upscaled to 48 as the crop step does).
 
     python benchmarks/low_res_ceiling.py CHECKPOINT.pt [--data fer2013.csv.gz] [--px 12] [--minutes 45]
-        [--lr 0.01] [--teacher assets/fer-edge.onnx] [--threads 2] [--save specialist.pt]
+        [--lr 0.01] [--teacher assets/fer-edge.onnx] [--threads 2] [--out runs/ceiling]
 
-Fine-tunes the checkpoint on training faces that all pass through the suite's down-up to --px (after the
-trainer's shift, turn, scale and erasing), taught by --teacher's probabilities of the *clean* face (0.7 of the
-loss at temperature 4, 0.3 true labels with label smoothing 0.1; SGD, Nesterov, cosine to zero by the
-deadline; bf16 where the CPU has it natively: the loop is the specialist's, `fer_edge.train.specialist.fine_tune`,
-with one size and no blur; an earlier probe ran the same in fp32). Each epoch scores PublicTest clean and at 24, 16 and 12 px through the suite's own OpenCV code, in
-fp32 with flip TTA (what an exported --tta graph computes). A shipped .onnx is read back first:
-`python -m fer_edge.train.from_onnx X.pt X.onnx --data ...`.
+The specialist's run (`fer-edge train specialist`, train/specialist.py) with one size and no blur: every
+training face passes through the suite's down-up to --px (after the trainer's shift, turn, scale and
+erasing), taught by --teacher's probabilities of the *clean* face. Each epoch scores PublicTest clean and at
+24, 16 and 12 px through the suite's own OpenCV code, in fp32 with flip TTA (what an exported --tta graph
+computes); this prints them as a table. --out keeps the run folder (best.pt: the best epoch at --px). A
+shipped .onnx is read back first: `fer-edge train from-onnx X.pt X.onnx --data ...`.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
-from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
+from fer_edge.train.config import SpecialistConfig
 from fer_edge.train.corruptions import down_up
 from fer_edge.train.data import load_dataset
-from fer_edge.train.evaluate import torch_probs
-from fer_edge.train.specialist import fine_tune
-from fer_edge.train.trainer import Teacher, fast_math
+from fer_edge.train.specialist import train_specialist
 
 SIZES = (24, 16, 12)
 
@@ -43,49 +40,26 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--save", type=Path, help="write the best specialist (by --px accuracy) here")
+    ap.add_argument("--out", type=Path, help="keep the run folder here (default: a temporary one)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
     console = Console()
-
     ds = load_dataset(args.data)
-    train, val = ds["train"], ds["val"] if ds.has("val") else ds["test"]
-    ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt).to(memory_format=torch.channels_last)
-    # the trainer's offline teacher: the clean faces labelled once (cached), softened per batch
-    teacher = Teacher([str(args.teacher)], torch.device("cpu"), train.x, log=console.print)
-    views = {"clean": val.x, **{f"{p} px": down_up(val.x, p) for p in SIZES}}
-
+    val = ds["val"] if ds.has("val") else ds["test"]
+    views = {"clean": val.x, **{f"{p} px": down_up(val.x, p) for p in sorted({*SIZES, args.px}, reverse=True)}}
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = SpecialistConfig(out=str(args.out or Path(tmp) / "run"), start=str(args.checkpoint), data=str(args.data),
+                               teacher=str(args.teacher), px=str(args.px), blur_share=0.0, minutes=args.minutes,
+                               lr=args.lr, batch_size=args.batch, seed=args.seed, threads=args.threads, device="cpu")
+        rows = train_specialist(cfg, log=console.print, views=views)
     table = Table(title=f"{args.checkpoint.name} trained on {args.px} px faces only: PublicTest ({len(val)} faces), "
                         "scored in fp32, flip TTA")
     for col in ("after", "lr", *views):
         table.add_column(col, justify="right")
-
-    def score(label: str, lr: str) -> dict[str, float]:
-        accs = {k: 100 * float((torch_probs(model, x, torch.device("cpu"), tta=True).argmax(1) == val.y).mean())
-                for k, x in views.items()}
-        table.add_row(label, lr, *(f"{a:.2f}%" for a in accs.values()))
-        console.print(f"{label}: " + ", ".join(f"{k} {a:.2f}%" for k, a in accs.items()))
-        return accs
-
-    start = score("start", "-")[f"{args.px} px"]
-    best = -1.0
-
-    def after_epoch(epoch: int, lr: float, _elapsed: float) -> None:
-        nonlocal best
-        acc = score(f"epoch {epoch}", f"{lr:.4f}")[f"{args.px} px"]
-        if acc > best:
-            best = acc
-            if args.save:
-                save_atomic({**{k: v for k, v in ckpt.items() if k != "ema"}, "model": model.state_dict()}, args.save)
-
-    math_mode = fast_math(torch.device("cpu"), True)
-    fine_tune(model, train.x, train.y, teacher, (args.px, args.px), 0.0, args.minutes, args.lr, args.batch, gen,
-              math_mode.bf16, True, after_epoch)
+    for row in rows:
+        table.add_row(f"epoch {row['epoch']}", f"{row['lr']:.4f}", *(f"{100 * row[k]:.2f}%" for k in views))
     console.print(table)
-    console.print(f"{args.px} px: {start:.2f}% at the start, best {best:.2f}%")
+    key = f"{args.px} px"
+    console.print(f"{key}: best {100 * max(r[key] for r in rows):.2f}% over {len(rows)} epoch(s)")
 
 
 if __name__ == "__main__":

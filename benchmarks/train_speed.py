@@ -20,7 +20,7 @@ from rich.table import Table
 from fer_edge.train.augment import AugmentConfig, augment
 from fer_edge.train.evaluate import torch_probs
 from fer_edge.train.models import build_model
-from fer_edge.train.trainer import fast_math
+from fer_edge.train.device import fast_math
 
 
 MODES = {"fp32": (False, False), "fp32+CL": (False, True), "bf16+CL": (True, True)}  # (bf16, channels_last)

@@ -202,10 +202,9 @@ def test_export_fails_loudly_on_a_parity_break(trained_run, tmp_path, monkeypatc
     assert not out.exists()
 
 
-def test_an_exported_model_is_rebuilt_into_a_trainable_checkpoint(trained_run, tmp_path, csv_data, capsys):
+def test_an_exported_model_is_rebuilt_into_a_trainable_checkpoint(trained_run, tmp_path, csv_data):
     """A shipped .onnx (BatchNorm folded, maybe int8) trains again: `--init model.onnx`, or a .pt for soups."""
     from fer_edge.classifier import ExpressionClassifier
-    from fer_edge.train import from_onnx
     from fer_edge.train.checkpoint import model_from_checkpoint
     from fer_edge.train.evaluate import normalize, torch_probs
 
@@ -220,8 +219,9 @@ def test_an_exported_model_is_rebuilt_into_a_trainable_checkpoint(trained_run, t
 
     for path in (fp32, int8):
         out = tmp_path / f"{path.stem}.pt"
-        assert from_onnx.main([str(out), str(path), "--data", str(csv_data)]) == 0
-        assert "a trainable fernet-t" in capsys.readouterr().out
+        read = runner.invoke(app, ["train", "from-onnx", str(out), str(path), "--data", str(csv_data)])
+        assert read.exit_code == 0, read.output
+        assert "a trainable fernet-t" in read.stdout
         onnx_probs = ExpressionClassifier.from_path(path, device="cpu").predict_probs(faces)
         # fp32: the same function to float precision; int8: the same weights, the activations not rounded
         np.testing.assert_allclose(flip_probs(out), onnx_probs, atol=1e-4 if path == fp32 else 0.05)
@@ -254,8 +254,9 @@ def test_an_exported_model_is_rebuilt_into_a_trainable_checkpoint(trained_run, t
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     for path, message in ((ensemble, "is not a FerNet"), (junk, "not an ONNX file")):
-        assert from_onnx.main([str(tmp_path / "x.pt"), str(path), "--data", str(csv_data)]) == 1
-        err = capsys.readouterr().err
+        refused = runner.invoke(app, ["train", "from-onnx", str(tmp_path / "x.pt"), str(path), "--data", str(csv_data)])
+        assert refused.exit_code == 1
+        err = refused.stderr
         assert message in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.pt").exists()
     refused = runner.invoke(app, train_args(csv_data, tmp_path / "refused", "--init", str(ensemble)))

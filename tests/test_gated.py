@@ -91,7 +91,6 @@ def test_a_gated_graph_keeps_sharp_faces_exact_and_blends_blurred_ones(two_runs,
 
 def test_each_net_of_a_gated_graph_reads_back(two_runs, tmp_path, monkeypatch, capsys):
     from fer_edge.export import gated
-    from fer_edge.train import from_onnx
     from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint
     from fer_edge.train.evaluate import torch_probs
 
@@ -103,7 +102,7 @@ def test_each_net_of_a_gated_graph_reads_back(two_runs, tmp_path, monkeypatch, c
     faces = load_dataset(data)["val"].x
     for member, original in (("generalist", gen), ("specialist", spec)):
         out = tmp_path / f"{member}.pt"
-        assert from_onnx.main([str(out), str(path), "--data", str(data), "--member", member]) == 0
+        assert runner.invoke(app, ["train", "from-onnx", str(out), str(path), "--data", str(data), "--member", member]).exit_code == 0
         rebuilt = torch_probs(model_from_checkpoint(torch.load(out)), faces, torch.device("cpu"))
         ref = torch_probs(model_from_checkpoint(load_checkpoint(original)), faces, torch.device("cpu"))
         np.testing.assert_allclose(rebuilt, ref, atol=1e-4)
@@ -167,28 +166,45 @@ def test_the_specialist_trains_on_what_the_suite_and_the_crop_step_do_to_small_f
     ours = gaussian_blur(torch.from_numpy(noisy).float().unsqueeze(1), sigmas, opencv_width=True)[:, 0].round().numpy()
     for face, sigma, mine in zip(noisy, sigmas.tolist(), ours):
         assert np.abs(blur(face[None], sigma)[0].astype(np.float32) - mine).max() <= 2
-    with pytest.raises(ValueError, match="between 4 and 48"):
-        specialist.parse_px("2-60")
+    from fer_edge.errors import UsageError
+
+    for wrong in ("2-60", "ten", "16-12"):
+        with pytest.raises(UsageError, match="between 4 and 48"):
+            specialist.parse_px(wrong)
     assert specialist.parse_px("10-16") == (10, 16) and specialist.parse_px("12") == (12, 12)
 
     # a whole run on the synthetic faces, taught by the shipped default: it writes a checkpoint of the start's arch
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")
     start = _train_tiny(data, tmp_path / "gen", epochs=1) / "best.pt"
-    out = tmp_path / "spec.pt"
-    monkeypatch.setattr("sys.argv", ["specialist", str(out), str(start), "--data", str(data), "--minutes", "0.02",
-                                     "--teacher", str(REPO / "fer_edge" / "assets" / "fer-edge.onnx"),
-                                     "--threads", "1", "--batch", "32"])
-    specialist.main()
-    ckpt = load_checkpoint(out)
+    out = tmp_path / "spec"
+    teacher = str(REPO / "fer_edge" / "assets" / "fer-edge.onnx")
+    made = runner.invoke(app, ["train", "specialist", str(out), str(start), "--data", str(data), "--minutes", "0.02",
+                               "--teacher", teacher, "--threads", "1", "--batch", "32"])
+    assert made.exit_code == 0, made.output
+    ckpt = load_checkpoint(out / "best.pt")
     assert ckpt["config"]["arch"] == "fernet-t" and ckpt["epoch"] >= 0 and 0 <= ckpt["best_acc"] <= 1
     assert ckpt["config"]["specialist"]["px"] == [10, 16]
+    config = json.loads((out / "config.json").read_text())
+    assert config["px"] == "10-16" and config["batch_size"] == 32 and config["teacher"] == teacher
+    epochs = (out / "metrics.csv").read_text().count("\n") - 1
+    assert epochs >= 1 and "12 px" in (out / "metrics.csv").read_text().splitlines()[0]
 
-    # taught by a checkpoint instead: it labels each augmented face clean, batch by batch
-    monkeypatch.setattr("sys.argv", ["specialist", str(out), str(start), "--data", str(data), "--minutes", "0.02",
-                                     "--teacher", str(start), "--threads", "1", "--batch", "32", "--device", "cpu"])
-    specialist.main()
-    assert load_checkpoint(out)["config"]["specialist"]["teacher"] == "best.pt"
+    # it resumes: the same recipe, more time; a second start into the same folder is refused
+    again = runner.invoke(app, ["train", "specialist", str(out), str(start), "--data", str(data)])
+    assert again.exit_code == 1 and "--resume" in again.stderr
+    resumed = runner.invoke(app, ["train", "specialist", str(out), str(start), "--resume", "--threads", "1"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming" in resumed.output
+    assert load_checkpoint(out / "last.pt")["run_config"]["px"] == "10-16"
+
+    # taught by a checkpoint instead: it labels each augmented face clean, batch by batch; a config file works too
+    (tmp_path / "spec.json").write_text(json.dumps({"px": "12", "minutes": 0.02, "batch_size": 32, "threads": 1}))
+    made = runner.invoke(app, ["train", "specialist", str(tmp_path / "spec2"), str(start), "--data", str(data),
+                               "--teacher", str(start), "--device", "cpu", "--config", str(tmp_path / "spec.json")])
+    assert made.exit_code == 0, made.output
+    ckpt = load_checkpoint(tmp_path / "spec2" / "last.pt")
+    assert ckpt["config"]["specialist"]["teacher"] == "best.pt" and ckpt["config"]["specialist"]["px"] == [12, 12]
 
 
 def test_the_low_resolution_ceiling_benchmark_runs_the_same_loop(tmp_path, monkeypatch, capsys):
@@ -197,14 +213,14 @@ def test_the_low_resolution_ceiling_benchmark_runs_the_same_loop(tmp_path, monke
     monkeypatch.setenv("FER_EDGE_CACHE", str(tmp_path / "cache"))
     data = write_csv(tmp_path / "fer.csv")
     start = _train_tiny(data, tmp_path / "gen", epochs=1) / "best.pt"
-    saved = tmp_path / "ceiling.pt"
+    saved = tmp_path / "ceiling"
     monkeypatch.setattr("sys.argv", ["low_res_ceiling.py", str(start), "--data", str(data), "--px", "12", "--minutes", "0.02",
                                      "--teacher", str(REPO / "fer_edge" / "assets" / "fer-edge.onnx"), "--threads", "1",
-                                     "--batch", "32", "--save", str(saved)])
+                                     "--batch", "32", "--out", str(saved)])
     runpy.run_path(str(REPO / "benchmarks" / "low_res_ceiling.py"), run_name="__main__")
     out = capsys.readouterr().out
-    assert "12 px: " in out and "at the start, best" in out and "epoch 1" in out
-    assert saved.is_file()
+    assert "start: clean" in out and "12 px: best" in out and "epoch 1" in out
+    assert (saved / "best.pt").is_file() and (saved / "metrics.csv").is_file()
 
 
 def test_the_gate_threshold_benchmark_prints_accuracy_and_routing(two_runs, tmp_path, monkeypatch):

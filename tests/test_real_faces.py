@@ -25,7 +25,7 @@ from fer_edge.train.faces import crop_photos, group_folds, groups  # noqa: E402
 from fer_edge.train.ferplus import read_votes, split_offsets, strict_majority, with_votes  # noqa: E402
 from fer_edge.train.report import make_report  # noqa: E402
 from fer_edge.train.sources import assemble, parse_source  # noqa: E402
-from fer_edge.train.trainer import TrainConfig  # noqa: E402
+from fer_edge.train.config import TrainConfig  # noqa: E402
 
 runner = CliRunner()
 VOTE_ORDER = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]

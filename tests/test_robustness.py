@@ -95,7 +95,7 @@ def test_training_low_res_reproduces_the_suites_sizes():
 
 
 def test_bf16_on_a_cpu_that_has_it_channels_last_everywhere_and_said_in_the_log():
-    from fer_edge.train.trainer import fast_math
+    from fer_edge.train.device import fast_math
 
     native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     mode = fast_math(torch.device("cpu"), True)

@@ -483,15 +483,14 @@ def test_ema_weights_are_validated_saved_and_resumed(csv_data, tmp_path, monkeyp
         torch.testing.assert_close(resumed["ema"][k], last["ema"][k], rtol=1e-5, atol=1e-6)
 
 
-def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_path, csv_data, capsys):
-    from fer_edge.train import soup
-
+def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_path, csv_data):
     fine = tmp_path / "fine"
     result = runner.invoke(app, train_args(csv_data, fine, "--epochs", "1", "--ema", "0.5", "--init", str(trained_run / "best.pt")))
     assert result.exit_code == 0, result.output
     out = tmp_path / "soup.pt"
-    assert soup.main([str(out), str(trained_run / "best.pt"), str(fine / "last.pt"), "--weights", "1,3"]) == 0
-    said = capsys.readouterr().out
+    made = runner.invoke(app, ["train", "soup", str(out), str(trained_run / "best.pt"), str(fine / "last.pt"), "--weights", "1,3"])
+    assert made.exit_code == 0, made.output
+    said = made.stdout
     assert "0.25 x" in said and "0.75 x" in said and "(EMA)" in said
     start, last, mixed = torch.load(trained_run / "best.pt"), torch.load(fine / "last.pt"), torch.load(out)
     ema = {k.removeprefix("module."): v for k, v in last["ema"].items() if k.startswith("module.")}
@@ -502,7 +501,7 @@ def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_
     assert [s["weight"] for s in mixed["config"]["soup"]] == [0.25, 0.75]
     assert [s["ema"] for s in mixed["config"]["soup"]] == [False, True]
     # a best.pt of an --ema run already holds the average: named as such, its weights taken as they are
-    assert soup.main([str(tmp_path / "b.pt"), str(trained_run / "best.pt"), str(fine / "best.pt")]) == 0
+    assert runner.invoke(app, ["train", "soup", str(tmp_path / "b.pt"), str(trained_run / "best.pt"), str(fine / "best.pt")]).exit_code == 0
     assert [s["ema"] for s in torch.load(tmp_path / "b.pt")["config"]["soup"]] == [False, True]
 
     # it is a checkpoint like any other: it exports and warm-starts
@@ -519,10 +518,10 @@ def test_a_weight_soup_averages_a_checkpoint_and_its_fine_tune(trained_run, tmp_
     assert from_last.exit_code == 0 and "its EMA weights" in from_last.output, from_last.output
 
 
-def test_a_plateaued_student_grows_a_grid_head_that_starts_from_its_own_function(csv_data, tmp_path, capsys, monkeypatch):
+def test_a_plateaued_student_grows_a_grid_head_that_starts_from_its_own_function(csv_data, tmp_path, monkeypatch):
     """train/grow.py: a fernet-t2 becomes a fernet-t2g (3x3 head) computing the same logits, which exports,
     reads back and trains; a grow that would change the function is refused in one line."""
-    from fer_edge.train import grow, models
+    from fer_edge.train import models
     from fer_edge.train.checkpoint import model_from_checkpoint
 
     torch.manual_seed(0)
@@ -534,8 +533,9 @@ def test_a_plateaued_student_grows_a_grid_head_that_starts_from_its_own_function
     torch.save({"model": net.state_dict(), "config": {"arch": "fernet-t2", "data_sha256": "", "ema": 0},
                 "labels": list(LABELS), "epoch": 4, "best_acc": 0.5}, source)
     grown = tmp_path / "t2g.pt"
-    assert grow.main([str(grown), str(source), "--arch", "fernet-t2g"]) == 0
-    assert "a fernet-t2g grown from fernet-t2" in capsys.readouterr().out
+    made = runner.invoke(app, ["train", "grow", str(grown), str(source), "--arch", "fernet-t2g"])
+    assert made.exit_code == 0, made.output
+    assert "a fernet-t2g grown from fernet-t2" in made.stdout
     ckpt = torch.load(grown)
     assert ckpt["config"]["arch"] == "fernet-t2g" and ckpt["model"]["head.3.weight"].shape == (7, 192 * 9)
     faces = torch.randn(32, 1, 48, 48)
@@ -558,9 +558,8 @@ def test_a_plateaued_student_grows_a_grid_head_that_starts_from_its_own_function
     assert "AveragePool" not in ops and "GlobalAveragePool" not in ops
     meta = {p.key: p.value for p in onnx.load(str(exported)).metadata_props}
     assert meta["params"] == str(models.count_params(grown_net))  # what was trained, not the export form
-    from fer_edge.train import from_onnx
-    assert from_onnx.main([str(tmp_path / "back.pt"), str(exported), "--data", str(csv_data)]) == 0
-    assert "a trainable fernet-t2g" in capsys.readouterr().out
+    back = runner.invoke(app, ["train", "from-onnx", str(tmp_path / "back.pt"), str(exported), "--data", str(csv_data)])
+    assert back.exit_code == 0 and "a trainable fernet-t2g" in back.stdout, back.output
     back = torch.load(tmp_path / "back.pt")["model"]
     torch.testing.assert_close(back["head.3.weight"], ckpt["model"]["head.3.weight"])  # back in (channel, cell) order
     fine = tmp_path / "fine"
@@ -577,15 +576,14 @@ def test_a_plateaued_student_grows_a_grid_head_that_starts_from_its_own_function
         ([str(tmp_path / "x.onnx"), str(source), "--arch", "fernet-t2g"], "name the checkpoint .pt"),
     ]
     for argv, message in cases:
-        assert grow.main(argv) == 2
-        err = capsys.readouterr().err
+        refused = runner.invoke(app, ["train", "grow", *argv])
+        assert refused.exit_code == 2, refused.output
+        err = refused.stderr
         assert message in err and err.count("\n") == 1, err
     assert not any((tmp_path / n).exists() for n in ("m.pt", "g4.pt", "x.pt", "x.onnx"))
 
 
-def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_path, csv_data, capsys):
-    from fer_edge.train import soup
-
+def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_path, csv_data):
     mlp = tmp_path / "mlp"
     assert runner.invoke(app, train_args(csv_data, mlp, "--arch", "mlp", "--epochs", "1")).exit_code == 0
     best = str(trained_run / "best.pt")
@@ -598,14 +596,48 @@ def test_a_soup_of_different_models_or_bad_weights_is_one_line(trained_run, tmp_
         ([str(tmp_path / "s.onnx"), best, best], "name it .pt"),
     ]
     for argv, message in cases:
-        assert soup.main(argv) == 2
-        err = capsys.readouterr().err
+        refused = runner.invoke(app, ["train", "soup", *argv])
+        assert refused.exit_code == 2, refused.output
+        err = refused.stderr
         assert message in err and err.count("\n") == 1, err
-    assert soup.main([str(tmp_path / "s.pt"), best, str(tmp_path / "missing.pt")]) == 1
-    assert "no such checkpoint" in capsys.readouterr().err
+    missing = runner.invoke(app, ["train", "soup", str(tmp_path / "s.pt"), best, str(tmp_path / "missing.pt")])
+    assert missing.exit_code == 1 and "no such checkpoint" in missing.stderr
     other = second_run(csv_data, tmp_path, data=write_csv(tmp_path / "other.csv", seed=11))
-    assert soup.main([str(tmp_path / "s.pt"), best, str(other / "best.pt")]) == 1
-    assert "trained on different data" in capsys.readouterr().err
+    mixed = runner.invoke(app, ["train", "soup", str(tmp_path / "s.pt"), best, str(other / "best.pt")])
+    assert mixed.exit_code == 1 and "trained on different data" in mixed.stderr
     assert not (tmp_path / "s.pt").exists()
 
 
+
+
+def test_train_options_are_the_config_fields_and_a_config_file_reruns_a_run(csv_data, tmp_path):
+    """Each TrainConfig field is declared once (train/config.py) and is an option of `fer-edge train`; a run's
+    config.json given to --config trains the same recipe, with the options given beside it on top."""
+    from dataclasses import fields
+
+    from fer_edge.train.config import TrainConfig
+
+    shown = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "400"}).output
+    for f in fields(TrainConfig):
+        if f.metadata.get("cli", True):
+            flag = (f.metadata.get("flags") or (f"--{f.name.replace('_', '-')}",))[0].split("/")[0]
+            assert f"{flag} " in shown, flag
+    assert "--data-sha256" not in shown and "--extra-data" not in shown
+
+    first = tmp_path / "a"
+    made = runner.invoke(app, train_args(csv_data, first, "--epochs", "1", "--rotate", "7", "--corruptions", "blur,noise",
+                                         "--data", f"{csv_data}@2"))
+    assert made.exit_code == 0, made.output
+    saved = json.loads((first / "config.json").read_text())
+    assert saved["extra_data"] == [f"{csv_data}@2"] and saved["corruptions"] == ["blur", "noise"] and saved["rotate"] == 7
+    again = runner.invoke(app, ["train", "--config", str(first / "config.json"), "--out", str(tmp_path / "b"), "--seed", "5"])
+    assert again.exit_code == 0, again.output
+    rerun = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert rerun["seed"] == 5 and rerun["out"] == str(tmp_path / "b")
+    assert {k: v for k, v in rerun.items() if k not in ("seed", "out")} == {k: v for k, v in saved.items() if k not in ("seed", "out")}
+
+    (tmp_path / "typo.json").write_text(json.dumps({"epoch": 3}))
+    typo = runner.invoke(app, ["train", "--config", str(tmp_path / "typo.json"), "--out", str(tmp_path / "c")])
+    assert typo.exit_code == 2 and "unknown option 'epoch'" in typo.stderr and typo.stderr.count("\n") == 1
+    bad = runner.invoke(app, train_args(csv_data, tmp_path / "d", "--corruptions", "blur,fog"))
+    assert bad.exit_code == 2 and "unknown 'fog'" in bad.stderr and not (tmp_path / "d").exists()

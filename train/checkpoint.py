@@ -64,3 +64,18 @@ def model_from_checkpoint(ckpt: dict) -> nn.Module:
     model = build_model(ckpt["config"]["arch"], num_classes=len(LABELS))
     model.load_state_dict(checkpoint_weights(ckpt)[0])
     return model.eval()
+
+
+def rng_state(gen: torch.Generator, device: torch.device) -> dict:
+    """Every random stream a training loop draws from, for a resume that continues the same stream."""
+    state = {"torch": torch.get_rng_state(), "gen": gen.get_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(state: dict, gen: torch.Generator, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["gen"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

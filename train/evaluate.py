@@ -54,7 +54,7 @@ def model_probs(path, x: np.ndarray, tta: bool = False, device: str = "auto") ->
 
         return onnx_probs(Path(path), x, tta=tta)
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .trainer import pick_device
+    from .device import pick_device
 
     dev = pick_device(device)
     net = model_from_checkpoint(load_checkpoint(path)).to(dev)

@@ -10,8 +10,6 @@ from the shipped model instead of from a jolt.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -184,25 +182,10 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer_edge.train.from_onnx", description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path, help="the checkpoint to write (.pt)")
-    parser.add_argument("onnx", type=Path, help="a FerNet exported by fer-edge (int8 or fp32), alone or gated")
-    parser.add_argument("--member", choices=("generalist", "specialist"), default="generalist",
-                        help="which net of a gated graph (a single-model file has one)")
-    parser.add_argument("--data", required=True, help="the training data (CSV, .npz or image folders): its training faces set the BatchNorm statistics")
-    args = parser.parse_args(argv)
-    try:
-        if args.out.suffix != ".pt":
-            raise UsageError(f"{args.out}: name the checkpoint .pt")
-        ckpt = checkpoint_from_onnx(args.onnx, load_dataset(args.data)["train"].x, member=args.member)
-        save_atomic(ckpt, args.out)
-    except (FerEdgeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    print(f"wrote {args.out}: a trainable {ckpt['config']['arch']} from {args.onnx}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def read_back(out: Path, onnx_path: Path, data: Path, member: str = "generalist") -> dict:
+    """Read a FerNet back from a fer-edge export into a trainable checkpoint at `out`; the checkpoint."""
+    if out.suffix != ".pt":
+        raise UsageError(f"{out}: name the checkpoint .pt")
+    ckpt = checkpoint_from_onnx(onnx_path, load_dataset(data)["train"].x, member=member)
+    save_atomic(ckpt, out)
+    return ckpt

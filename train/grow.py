@@ -6,13 +6,11 @@ cell; a fernet-t2g pools it to 3x3 cells. The average over 6x6 is the mean of th
 classifier whose weights are the old ones divided by nine, repeated for every cell, computes the old logits
 exactly. Training then lets each cell weigh its own features (the brows, the mouth) at no convolution's cost.
 
-    python -m fer_edge.train.grow runs/x/t2g.pt assets/fer-edge-fast.onnx --arch fernet-t2g --data fer2013.csv.gz
+    fer-edge train grow runs/x/t2g.pt assets/fer-edge-fast.onnx --arch fernet-t2g --data fer2013.csv.gz
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,35 +64,21 @@ def max_logit_gap(a: dict, b: dict, faces: torch.Tensor) -> float:
         return float((nets[0](faces) - nets[1](faces)).abs().max())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer_edge.train.grow", description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path, help="the grown checkpoint to write (.pt); pass it to fer-edge train --init")
-    parser.add_argument("source", type=Path, help="a FerNet checkpoint (.pt) or a single FerNet exported by fer-edge (.onnx)")
-    parser.add_argument("--arch", required=True, help="the arch to grow into, e.g. fernet-t2g")
-    parser.add_argument("--data", help="the training data: an .onnx source's BatchNorm statistics are measured on it")
-    args = parser.parse_args(argv)
-    try:
-        if args.out.suffix != ".pt":
-            raise UsageError(f"{args.out}: name the checkpoint .pt")
-        if args.source.suffix.lower() == ".onnx":
-            if not args.data:
-                raise UsageError("an .onnx source needs --data (its BatchNorms are rebuilt on the training faces)")
-            source = checkpoint_from_onnx(args.source, load_dataset(args.data)["train"].x)
-        else:
-            source = load_checkpoint(args.source)
-        grown = grow(source, args.arch)
-        faces = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (64, 1, INPUT_SIZE, INPUT_SIZE)).astype(np.float32))
-        gap = max_logit_gap(source, grown, faces)
-        if gap > 1e-3:
-            raise FerEdgeError(f"the grown model's logits differ from the source's by {gap:.2g}; not written")
-        save_atomic(grown, args.out)
-    except (FerEdgeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    print(f"wrote {args.out}: a {args.arch} grown from {source['config']['arch']} ({args.source}); "
-          f"largest logit change {gap:.1e}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def grow_file(out: Path, source: Path, arch: str, data: Path | None = None) -> tuple[dict, float]:
+    """Grow the checkpoint (or single-FerNet .onnx) at `source` into `arch` and write it to `out`, after checking
+    that the logits did not move; (the source checkpoint, the largest logit change)."""
+    if out.suffix != ".pt":
+        raise UsageError(f"{out}: name the checkpoint .pt")
+    if source.suffix.lower() == ".onnx":
+        if not data:
+            raise UsageError("an .onnx source needs --data (its BatchNorms are rebuilt on the training faces)")
+        src = checkpoint_from_onnx(source, load_dataset(data)["train"].x)
+    else:
+        src = load_checkpoint(source)
+    grown = grow(src, arch)
+    faces = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (64, 1, INPUT_SIZE, INPUT_SIZE)).astype(np.float32))
+    gap = max_logit_gap(src, grown, faces)
+    if gap > 1e-3:
+        raise FerEdgeError(f"the grown model's logits differ from the source's by {gap:.2g}; not written")
+    save_atomic(grown, out)
+    return src, gap

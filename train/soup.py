@@ -8,18 +8,16 @@ with several --checkpoint). Every floating tensor is averaged, BatchNorm statist
 counters are taken from the first checkpoint. A checkpoint that carries EMA weights (a last.pt of a run
 with --ema) gives those, as its best.pt would.
 
-    python -m fer_edge.train.soup OUT.pt A.pt B.pt [--weights 0.5,0.5]
+    fer-edge train soup OUT.pt A.pt B.pt [--weights 0.5,0.5]
 
 The result exports like any best.pt: `fer-edge export model.onnx --checkpoint OUT.pt`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.errors import UsageError
 
 from .checkpoint import check_same_data, checkpoint_weights, load_checkpoint, save_atomic
 
@@ -71,25 +69,10 @@ def make_soup(paths: list[Path], weights: list[float]) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer_edge.train.soup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path, help="the soup checkpoint to write (.pt)")
-    parser.add_argument("checkpoints", type=Path, nargs="+", help="two or more checkpoints of one model")
-    parser.add_argument("--weights", help="comma-separated mixing weights, one per checkpoint (default: equal)")
-    args = parser.parse_args(argv)
-    try:
-        if args.out.suffix != ".pt":
-            raise UsageError(f"{args.out}: the soup is a checkpoint; name it .pt (export it to ONNX afterwards)")
-        weights = parse_weights(args.weights, len(args.checkpoints))
-        soup = make_soup(args.checkpoints, weights)
-        save_atomic(soup, args.out)
-    except (FerEdgeError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    parts = ", ".join(f"{w:g} x {p}{' (EMA)' if s['ema'] else ''}" for p, w, s in zip(args.checkpoints, weights, soup["config"]["soup"]))
-    print(f"wrote {args.out}: {parts}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def soup_file(out: Path, checkpoints: list[Path], weights_text: str | None = None) -> dict:
+    """Average the checkpoints with the given weights (default: equal) and write the soup to `out`."""
+    if out.suffix != ".pt":
+        raise UsageError(f"{out}: the soup is a checkpoint; name it .pt (export it to ONNX afterwards)")
+    soup = make_soup(checkpoints, parse_weights(weights_text, len(checkpoints)))
+    save_atomic(soup, out)
+    return soup

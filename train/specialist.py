@@ -6,25 +6,25 @@ generalist loses 14 points there. The specialist gives up sharp faces for those,
 (`fer_edge.export.gated`) hands each face to it by how little fine detail the face has, so sharp faces
 keep the generalist's answer.
 
-    python -m fer_edge.train.specialist OUT.pt START.pt --data fer2013.csv.gz [--teacher assets/fer-edge.onnx]
-        [--px 10-16] [--blur-share 0.25] [--minutes 60] [--lr 0.01] [--device auto]
+    fer-edge train specialist OUT START.pt --data fer2013.csv.gz [--teacher assets/fer-edge.onnx]
+        [--px 10-16] [--blur-share 0.25] [--minutes 60] [--lr 0.01] [--resume]
 
-START.pt is a checkpoint (a shipped .onnx read back first: `python -m fer_edge.train.from_onnx`). Each
-training face gets the trainer's shift, turn, scale and erasing, then either the suite's down-up to a side
-drawn from --px (area down, bilinear up: what the runtime's crop step does to a small face) or, for a
---blur-share of faces, a Gaussian blur of sigma 1.5-3 (OpenCV's kernel width, augment.gaussian_blur, so it all runs on the
-batch's device). The teacher labels the faces clean: an .onnx teacher each training face once before training,
-a checkpoint teacher each augmented face, so its labels follow the student's shift, turn and erasing.
-Loss: 0.7 of the teacher's clean-face probabilities at temperature 4, 0.3 true labels with label smoothing 0.1; SGD with Nesterov, cosine to zero by the deadline.
-Each epoch scores PublicTest clean, at 16 and 12 px and under blur sigma 2.5 through the suite's own OpenCV
-code (fp32, flip TTA); OUT.pt is the last epoch's weights, OUT.best.pt the best at the smallest --px.
+START.pt is a checkpoint (a shipped .onnx read back first: `fer-edge train from-onnx`). Each training face
+gets the trainer's shift, turn, scale and erasing, then either the suite's down-up to a side drawn from --px
+(area down, bilinear up: what the runtime's crop step does to a small face) or, for a --blur-share of faces,
+a Gaussian blur of sigma 1.5-3 (OpenCV's kernel width, augment.gaussian_blur, so it all runs on the batch's
+device). The teacher labels the faces clean (teacher.py); the loss and the update are the trainer's
+(step.py): 0.7 of the teacher's clean-face probabilities at temperature 4, 0.3 true labels with label
+smoothing 0.1, SGD with Nesterov, cosine by the deadline. Each epoch scores the validation faces clean, at
+16 and 12 px and under blur sigma 2.5 through the suite's own OpenCV code (fp32, flip TTA). OUT holds
+config.json, metrics.csv, last.pt (weights, optimiser, RNG and time spent: `--resume` continues it) and
+best.pt, the best epoch at the smallest --px.
 """
 
 from __future__ import annotations
 
-import argparse
-import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -32,23 +32,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
-from fer_edge.train.augment import AugmentConfig, augment, gaussian_blur
-from fer_edge.train.checkpoint import load_checkpoint, model_from_checkpoint, save_atomic
-from fer_edge.train.corruptions import blur, down_up
-from fer_edge.train.data import load_dataset
-from fer_edge.train.evaluate import torch_probs
-from fer_edge.train.trainer import Teacher, fast_math, pick_device
+import fer_edge
+from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
+from fer_edge.errors import FerEdgeError, UsageError
 
-KD_T, KD_ALPHA = 4.0, 0.7
+from .augment import AugmentConfig, augment, gaussian_blur
+from .checkpoint import load_checkpoint, model_from_checkpoint, restore_rng, rng_state, save_atomic
+from .config import SpecialistConfig
+from .corruptions import blur, down_up
+from .data import load_dataset
+from .device import fast_math, pick_device
+from .evaluate import torch_probs
+from .run_folder import append_metrics_row, write_config
+from .step import distilled, lr_at, make_optimizer, set_lr, update
+from .teacher import Teacher
 
 
 def parse_px(text: str) -> tuple[int, int]:
     """'12' -> (12, 12); '10-16' -> (10, 16)."""
     lo, _, hi = text.partition("-")
-    lo_i, hi_i = int(lo), int(hi or lo)
+    try:
+        lo_i, hi_i = int(lo), int(hi or lo)
+    except ValueError:
+        lo_i = hi_i = 0
     if not 4 <= lo_i <= hi_i <= 48:
-        raise ValueError(f"--px {text!r}: give a side or a range between 4 and 48 px, such as 10-16")
+        raise UsageError(f"--px {text!r}: give a side or a range between 4 and 48 px, such as 10-16")
     return lo_i, hi_i
 
 
@@ -70,107 +78,120 @@ def degrade(x: torch.Tensor, px: tuple[int, int], blur_share: float, gen: torch.
     return out
 
 
-def fine_tune(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, teacher: Teacher, px: tuple[int, int],
-              blur_share: float, minutes: float, lr: float, batch: int, gen: torch.Generator, bf16: bool,
-              channels_last: bool, after_epoch: Callable[[int, float, float], None]) -> None:
-    """Train `model` in place on degraded faces until the budget ends (cosine to zero by it); after_epoch(epoch
-    from 1, learning rate, seconds so far) after each pass and after the last, partial one. Runs on gen's
-    device; the teacher sees each face augmented but clean, the student the same face degraded."""
-    dev = gen.device
-    xs, ys = torch.from_numpy(x).to(dev), torch.from_numpy(y).long().to(dev)
+def judged_views(x: np.ndarray, px: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The validation faces as each epoch scores them: clean, at 16 and 12 px (and the smallest --px), blurred."""
+    sides = sorted({16, 12, px[0]}, reverse=True)
+    return {"clean": x, **{f"{s} px": down_up(x, s) for s in sides}, "blur 2.5": blur(x, 2.5)}
+
+
+def train_specialist(cfg: SpecialistConfig, resume: bool = False, log: Callable[[str], None] = print,
+                     views: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """Fine-tune cfg.start on degraded faces until cfg.minutes of training are spent; the metrics rows.
+    `views`: validation faces to score each epoch instead of judged_views' (a benchmark's own sizes)."""
+    px = parse_px(cfg.px)
+    out = Path(cfg.out)
+    if resume:
+        if not (out / "last.pt").exists():
+            raise FerEdgeError(f"cannot resume: {out / 'last.pt'} does not exist")
+        last = load_checkpoint(out / "last.pt")
+        saved = SpecialistConfig.from_dict(last["run_config"])
+        # a resumed run keeps its recipe; only where it runs and where its data lies may change
+        saved.device, saved.threads, saved.data = cfg.device, cfg.threads, cfg.data or saved.data
+        cfg = saved
+    elif (out / "last.pt").exists():
+        raise FerEdgeError(f"{out} already holds a run; pass --resume to continue it, or choose another folder")
+    if not cfg.data:
+        raise UsageError("the specialist needs --data (its training faces)")
+    device = pick_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    mode = fast_math(device, True)
+    log(f"math: {mode.why}")
+
+    ds = load_dataset(cfg.data)
+    train, val = ds["train"], ds["val"] if ds.has("val") else ds["test"]
+    start = load_checkpoint(cfg.start)
+    model = model_from_checkpoint(start).to(device)
+    if mode.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    teacher_path = cfg.teacher or str(Path(fer_edge.__file__).parent / "assets" / "fer-edge.onnx")
+    teacher = Teacher([teacher_path], device, train.x, log=log, channels_last=mode.channels_last)
+    optimizer = make_optimizer("sgd", model, cfg.lr, 0.9, 5e-4)
+    views = views or judged_views(val.x, px)
+    key = f"{px[0]} px" if f"{px[0]} px" in views else next(k for k in views if k.endswith(" px"))
+    epoch, spent, best, rows = 0, 0.0, -1.0, []
+    if resume:
+        model.load_state_dict(last["model"])
+        optimizer.load_state_dict(last["optimizer"])
+        restore_rng(last["rng"], gen, device)
+        epoch, spent, best = last["epoch"] + 1, last["train_seconds"], last["best_at_px"]
+        log(f"resuming {out} after epoch {epoch}, {spent / 60:.1f} of {cfg.minutes:g} min spent")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.csv").unlink(missing_ok=True)
+    write_config(out, asdict(cfg))
+
+    def score() -> dict[str, float]:
+        # fp32 on the GPU too: the figures that pick a specialist should not move with the device
+        return {k: float((torch_probs(model, x, device, tta=True, bf16=False, channels_last=False).argmax(1) == val.y).mean())
+                for k, x in views.items()}
+
+    # what the checkpoints (and an export's metadata) say of the recipe: no local paths
+    recipe = {"px": list(px), "blur_share": cfg.blur_share, "minutes": cfg.minutes, "lr": cfg.lr, "seed": cfg.seed,
+              "teacher": Path(teacher_path).name, "start": Path(cfg.start).name}
+    if not resume:
+        log("start: " + ", ".join(f"{k} {100 * a:.2f}%" for k, a in score().items()))
+    xs, ys = torch.from_numpy(train.x).to(device), torch.from_numpy(train.y).long().to(device)
+    budget = cfg.minutes * 60
+    while spent < budget:
+        t0 = time.time()
+        _one_pass(model, optimizer, teacher, xs, ys, cfg, px, gen, mode, lambda: spent + time.time() - t0)
+        spent += time.time() - t0
+        accs = score()
+        row = {"epoch": epoch + 1, "lr": round(optimizer.param_groups[0]["lr"], 6), "seconds": round(spent, 1),
+               **{k: round(a, 5) for k, a in accs.items()}}
+        append_metrics_row(out / "metrics.csv", row)
+        rows.append(row)
+        log(f"epoch {epoch + 1} ({spent:.0f}s, lr {row['lr']:.4f}): " + ", ".join(f"{k} {100 * a:.2f}%" for k, a in accs.items()))
+        # the trainer's checkpoint conventions: epoch counts from 0, best_acc is the clean validation accuracy;
+        # the start's config (arch, data) with this run's under "specialist"
+        state = {**{k: v for k, v in start.items() if k not in ("ema", "optimizer", "rng")}, "model": model.state_dict(),
+                 "epoch": epoch, "best_acc": accs["clean"], "labels": list(LABELS),
+                 "config": {**start["config"], "specialist": recipe}}
+        if accs[key] > best:
+            best = accs[key]
+            save_atomic(state, out / "best.pt")
+        save_atomic({**state, "optimizer": optimizer.state_dict(), "rng": rng_state(gen, device),
+                     "train_seconds": spent, "best_at_px": best, "run_config": asdict(cfg)}, out / "last.pt")
+        epoch += 1
+    log(f"{key}: best {100 * best:.2f}% (best.pt); last weights in {out / 'last.pt'}")
+    return rows
+
+
+def _one_pass(model, optimizer, teacher: Teacher, xs: torch.Tensor, ys: torch.Tensor, cfg: SpecialistConfig,
+              px: tuple[int, int], gen: torch.Generator, mode, elapsed: Callable[[], float]) -> None:
+    """One pass over the training faces, or until the budget ends: the teacher sees each face augmented but
+    clean, the student the same face degraded."""
+    model.train()
     aug = AugmentConfig(rotate=15, scale=0.15)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    budget, t0, epoch = minutes * 60, time.time(), 0
+    dev, batch, budget = gen.device, cfg.batch_size, cfg.minutes * 60
 
     def prepare(faces: torch.Tensor) -> torch.Tensor:
         faces = (faces - PIXEL_MEAN) / PIXEL_STD
-        return faces.contiguous(memory_format=torch.channels_last) if channels_last else faces
+        return faces.contiguous(memory_format=torch.channels_last) if mode.channels_last else faces
 
-    while time.time() - t0 < budget:
-        model.train()
-        epoch += 1
-        order = torch.randperm(len(xs), generator=gen, device=dev)
-        for i in range(0, max(len(order) - batch + 1, 1), batch):
-            idx = order[i : i + batch]
-            clean = augment(xs[idx].float().unsqueeze(1) / 255.0, aug, gen)
-            xb = prepare(degrade(clean, px, blur_share, gen))
-            for g in opt.param_groups:
-                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.time() - t0) / budget)))
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(xb).float()
-                soft = teacher.soft_targets(prepare(clean), KD_T, idx).float()  # a checkpoint teacher: bf16 too
-            kd = F.kl_div(F.log_softmax(logits / KD_T, 1), soft, reduction="batchmean") * KD_T**2
-            loss = KD_ALPHA * kd + (1 - KD_ALPHA) * F.cross_entropy(logits, ys[idx], label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if time.time() - t0 >= budget:
-                break
-        after_epoch(epoch, opt.param_groups[0]["lr"], time.time() - t0)
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("out", type=Path)
-    ap.add_argument("start", type=Path, help="checkpoint to fine-tune (the generalist, read back)")
-    ap.add_argument("--data", type=Path, default=Path("../shared/data/fer2013.csv.gz"))
-    ap.add_argument("--teacher", type=Path, default=Path("assets/fer-edge.onnx"),
-                    help="labels the clean faces: an .onnx once before training, a .pt checkpoint each augmented batch")
-    ap.add_argument("--px", default="10-16", help="side of the training faces, or a range to draw from")
-    ap.add_argument("--blur-share", type=float, default=0.25, help="share of faces blurred instead of shrunk")
-    ap.add_argument("--minutes", type=float, default=60.0, help="training budget; the schedule anneals by it")
-    ap.add_argument("--lr", type=float, default=0.01, help="peak learning rate")
-    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (auto: cuda when torch sees one)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    px = parse_px(args.px)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = pick_device(args.device)
-    gen = torch.Generator(device=device).manual_seed(args.seed)
-    math_mode = fast_math(device, True)
-    print(f"math: {math_mode.why}", flush=True)
-
-    ds = load_dataset(args.data)
-    train, val = ds["train"], ds["val"] if ds.has("val") else ds["test"]
-    ckpt = load_checkpoint(args.start)
-    model = model_from_checkpoint(ckpt).to(device)
-    if math_mode.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    teacher = Teacher([str(args.teacher)], device, train.x, log=lambda m: print(m, flush=True),
-                      channels_last=math_mode.channels_last)
-    views = {"clean": val.x, "16 px": down_up(val.x, 16), "12 px": down_up(val.x, 12), "blur 2.5": blur(val.x, 2.5)}
-
-    settings = {"px": list(px), "blur_share": args.blur_share, "minutes": args.minutes, "lr": args.lr, "seed": args.seed,
-                "teacher": Path(args.teacher).name, "start": Path(args.start).name}
-
-    def score(label: str) -> dict[str, float]:
-        # fp32 on the GPU too: the figures that pick a specialist should not move with the device
-        accs = {k: 100 * float((torch_probs(model, x, device, tta=True, bf16=False, channels_last=False).argmax(1) == val.y).mean())
-                for k, x in views.items()}
-        print(f"{label}: " + ", ".join(f"{k} {a:.2f}%" for k, a in accs.items()), flush=True)
-        return accs
-
-    key = f"{px[0]} px" if f"{px[0]} px" in views else "12 px"
-    best = score("start")[key]
-
-    def after_epoch(epoch: int, lr: float, elapsed: float) -> None:
-        nonlocal best
-        accs = score(f"epoch {epoch} ({elapsed:.0f}s, lr {lr:.4f})")
-        # the trainer's conventions: epoch counts from 0, best_acc is the clean validation accuracy
-        state = {**{k: v for k, v in ckpt.items() if k != "ema"}, "model": model.state_dict(), "epoch": epoch - 1,
-                 "best_acc": accs["clean"] / 100, "config": {**ckpt["config"], "specialist": settings}}
-        save_atomic(state, args.out)
-        if accs[key] > best:
-            best = accs[key]
-            save_atomic(state, args.out.with_suffix(".best.pt"))
-
-    fine_tune(model, train.x, train.y, teacher, px, args.blur_share, args.minutes, args.lr, args.batch, gen,
-              math_mode.bf16, math_mode.channels_last, after_epoch)
-    print(f"{key}: best {best:.2f}%; last weights in {args.out}", flush=True)
-
-
-if __name__ == "__main__":
-    main()
+    order = torch.randperm(len(xs), generator=gen, device=dev)
+    for i in range(0, max(len(order) - batch + 1, 1), batch):
+        idx = order[i : i + batch]
+        clean = augment(xs[idx].float().unsqueeze(1) / 255.0, aug, gen)
+        xb = prepare(degrade(clean, px, cfg.blur_share, gen))
+        set_lr(optimizer, lr_at("cosine", cfg.lr, 0.0, elapsed() / budget))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=mode.bf16):
+            logits = model(xb).float()
+            soft = teacher.soft_targets(prepare(clean), cfg.kd_temperature, idx).float()  # a checkpoint teacher: bf16 too
+        ce = F.cross_entropy(logits, ys[idx], label_smoothing=0.1)
+        update(optimizer, distilled(ce, logits, soft, cfg.kd_alpha, cfg.kd_temperature), model)
+        if elapsed() >= budget:
+            break

@@ -47,13 +47,15 @@ def _plain_flags() -> None:
 
 
 def _register() -> None:
-    from fer_edge.cli import models_cmd, report_cmd, runtime_cmds, serve_cmd, train_cmds
+    from fer_edge.cli import data_cmd, models_cmd, report_cmd, runtime_cmds, serve_cmd, train_cmds, train_group
 
     runtime_cmds.register(app)
     serve_cmd.register(app)
     models_cmd.register(app)
     report_cmd.register(app)
+    train_group.register(app)
     train_cmds.register(app)
+    data_cmd.register(app)
 
 
 _register()
