@@ -19,8 +19,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from fer_edge.export.onnx_export import (INT8_CALIBRATIONS, _ort_probs, _ort_session, calibration_faces, export,
-                                         quantize_int8)
+from fer_edge.export.checks import ort_probs, ort_session
+from fer_edge.export.int8 import INT8_CALIBRATIONS, calibration_faces, quantize_int8
+from fer_edge.export.onnx_export import export
 from fer_edge.train.data import load_dataset
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         export(args.checkpoint, fp32, data=args.data, tta=args.tta, log=lambda *_: None)
-        ref = _ort_probs(_ort_session(fp32), val.x)
+        ref = ort_probs(ort_session(fp32), val.x)
         table = Table(title=f"{args.checkpoint}: int8 on the {len(val)} {split} faces; fp32 "
                             f"{100 * (ref.argmax(1) == val.y).mean():.2f}%")
         table.add_column("calibration")
@@ -52,7 +53,7 @@ def main() -> None:
             for seed in range(args.samples):
                 q = Path(tmp) / f"{method}-{seed}.onnx"
                 quantize_int8(fp32, q, calibration_faces(ds["train"].x, seed), method)
-                p = _ort_probs(_ort_session(q), val.x)
+                p = ort_probs(ort_session(q), val.x)
                 accs.append(100 * float((p.argmax(1) == val.y).mean()))
                 changes.append(int((p.argmax(1) != ref.argmax(1)).sum()))
             table.add_row(method, *(f"{a:.2f}% ({c})" for a, c in zip(accs, changes)),

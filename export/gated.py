@@ -24,13 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .wrap import ContractModel, unit, with_temperature
+from fer_edge.errors import UsageError
+
+from .wrap import ContractModel, unit
 
 # Faces with a smaller share keep the generalist's answer and never reach the specialist. At 0.1 the shipped
 # gate hands it 5% of clean PublicTest faces (61% at 0.02) for the same accuracy, clean and corrupted, within
 # two faces (benchmarks/gate_threshold.py, fp32): most real faces are not sharp enough to fall under a smaller share.
 MIN_SHARE = 0.1
-GATE_SCOPE = "gate"  # node names under /gate/ stay fp32 in an int8 export (onnx_export._keep_fp32)
+GATE_SCOPE = "gate"  # node names under /gate/ stay fp32 in an int8 export (int8._keep_fp32)
 
 _LAPLACE = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
 
@@ -71,16 +73,19 @@ class Gate(nn.Module):
 class GatedModel(nn.Module):
     """uint8 faces [N, 48, 48] -> probabilities [N, 7]: the generalist's, blended with the specialist's on
     faces with little detail. Each net is wrapped as an export wraps one (preprocessing, flip TTA, export
-    form); `temperature` is applied after the blend."""
+    form); an export's temperature is a graph op after the blend (rewrites.apply_temperature)."""
 
     def __init__(self, generalist: nn.Module, specialist: nn.Module, gate: Gate, tta: bool = False,
-                 specialist_tta: bool = False, temperature: float = 1.0):
+                 specialist_tta: bool = False):
         super().__init__()
         self.generalist = ContractModel(generalist, tta=tta)
         self.specialist = ContractModel(specialist, tta=specialist_tta)
         self.trained_members = [generalist, specialist]  # the metadata counts what was trained
         self.gate = gate
-        self.tta, self.specialist_tta, self.temperature = tta, specialist_tta, temperature
+        self.tta, self.specialist_tta = tta, specialist_tta
+        if self.generalist.data != self.specialist.data:
+            raise UsageError("the specialist reads its faces differently from the generalist (input size or normalisation)")
+        self.data = self.generalist.data
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         probs = self.generalist(faces)
@@ -88,7 +93,7 @@ class GatedModel(nn.Module):
         routed = torch.nonzero(share >= MIN_SHARE).flatten()  # only these faces reach the specialist
         g = share.index_select(0, routed).unsqueeze(1)
         blended = (1 - g) * probs.index_select(0, routed) + g * self.specialist(faces.index_select(0, routed))
-        return with_temperature(probs.index_copy(0, routed, blended), self.temperature)
+        return probs.index_copy(0, routed, blended)
 
 
 def fitting_faces(x: np.ndarray, copies: int = 2, seed: int = 0, kinds: tuple[str, ...] = ()) -> np.ndarray:

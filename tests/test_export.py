@@ -87,14 +87,14 @@ def test_export_defaults_to_the_latest_run_and_int8_runs(trained_run, tmp_path, 
 
 
 def test_an_int8_export_pools_before_its_first_relu_so_onnxruntime_pools_in_fp32(trained_run, tmp_path, csv_data, monkeypatch):
-    """onnxruntime moves a QuantizeLinear after a max-pool up past it, onto a slow uint8 kernel (export/fp32_pool.py);
+    """onnxruntime moves a QuantizeLinear after a max-pool up past it, onto a slow uint8 kernel (rewrites.pool_before_relu);
     MaxPool -> Relu stops that, and gives the same probabilities to the bit."""
     import onnx
     import onnxruntime as ort
 
     from fer_edge.classifier import ExpressionClassifier
-    from fer_edge.export import onnx_export
-    from fer_edge.export.fp32_pool import main as fp32_pool_main
+    from fer_edge.export import int8
+    from fer_edge.export.repair import main as repair_main
 
     def export(out: Path) -> onnx.ModelProto:
         result = runner.invoke(app, ["export", str(out), "--checkpoint", str(trained_run / "best.pt"), "--data", str(csv_data),
@@ -103,7 +103,7 @@ def test_an_int8_export_pools_before_its_first_relu_so_onnxruntime_pools_in_fp32
         return onnx.load(str(out))
 
     new = export(tmp_path / "new.onnx")
-    monkeypatch.setattr(onnx_export, "pool_before_relu", lambda model: (model, 0))
+    monkeypatch.setattr(int8, "pool_before_relu", lambda model: (model, 0))
     export(tmp_path / "old.onnx")  # the graph as exported before the rewrite
 
     produced = {o: n.op_type for n in new.graph.node for o in n.output}
@@ -120,11 +120,11 @@ def test_an_int8_export_pools_before_its_first_relu_so_onnxruntime_pools_in_fp32
     p_new, p_old = (ExpressionClassifier.from_path(tmp_path / f, device="cpu").predict_probs(faces) for f in ("new.onnx", "old.onnx"))
     np.testing.assert_array_equal(p_new, p_old)
 
-    fp32_pool_main([str(tmp_path / "old.onnx"), str(tmp_path / "fixed.onnx")])  # the tool for files exported before
+    repair_main([str(tmp_path / "old.onnx"), str(tmp_path / "fixed.onnx")])  # the tool for files exported before
     p_fixed = ExpressionClassifier.from_path(tmp_path / "fixed.onnx", device="cpu").predict_probs(faces)
     np.testing.assert_array_equal(p_fixed, p_old)
     with pytest.raises(SystemExit, match="^error: cannot read .*nothing.onnx as ONNX"):
-        fp32_pool_main([str(tmp_path / "nothing.onnx"), str(tmp_path / "x.onnx")])
+        repair_main([str(tmp_path / "nothing.onnx"), str(tmp_path / "x.onnx")])
 
 
 def test_int8_calibration_choices_set_the_activation_ranges(trained_run, tmp_path, csv_data):
@@ -270,3 +270,32 @@ def test_ensemble_of_different_data_is_refused(trained_run, tmp_path, csv_data):
     args = ["export", str(out), "--checkpoint", str(trained_run / "best.pt"), "--checkpoint", str(other / "best.pt")]
     result = runner.invoke(app, args)
     assert result.exit_code == 1 and "different data" in result.stderr and not out.exists()
+
+
+def test_an_export_names_its_layers_and_from_onnx_reads_them_by_name(trained_run, tmp_path, csv_data, monkeypatch):
+    """export/layer_map.py: the metadata maps each trained layer to the tensors that hold it (the first view's
+    under flip TTA, int8 included), and `train from-onnx` reads them by name, not by their order in the graph."""
+    import onnx
+
+    from fer_edge.train import from_onnx
+    from fer_edge.train.checkpoint import load_checkpoint
+
+    path = tmp_path / "m.onnx"
+    made = runner.invoke(app, ["export", str(path), "--checkpoint", str(trained_run / "best.pt"), "--data", str(csv_data),
+                               "--int8", "--tta"])
+    assert made.exit_code == 0, made.output
+    model = onnx.load(str(path))
+    layers = json.loads({p.key: p.value for p in model.metadata_props}["layers"])
+    trained = [k.removesuffix(".weight") for k, v in load_checkpoint(trained_run / "best.pt")["model"].items()
+               if k.endswith(".weight") and v.dim() in (2, 4)]
+    assert list(layers) == ["members.0"] and sorted(layers["members.0"]) == sorted(trained)
+    consumers = {n.input[1]: n.name for n in model.graph.node if n.op_type in ("Conv", "Gemm")}
+    for layer, (weight, _bias) in layers["members.0"].items():
+        assert consumers[weight].split("/")[-2] in (layer, f"{layer}_1")  # the tensors the layer's own node reads
+
+    def no_guessing(*_args, **_kwargs):
+        raise AssertionError("from_onnx guessed the layers from their order")
+
+    monkeypatch.setattr(from_onnx, "_weights", no_guessing)
+    back = runner.invoke(app, ["train", "from-onnx", str(tmp_path / "back.pt"), str(path), "--data", str(csv_data)])
+    assert back.exit_code == 0, back.output

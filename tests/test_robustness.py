@@ -182,14 +182,16 @@ def test_export_bakes_a_temperature_that_lowers_the_ece(tmp_path, monkeypatch):
 
 
 def test_an_old_int8_model_gets_an_fp32_head_and_a_temperature(tmp_path):
-    """Exports before fp32 heads quantised the output too: fp32_head repairs them without checkpoints."""
+    """Exports before fp32 heads quantised the output too: the repair tool's head_to_fp32 mends them without
+    checkpoints, and a temperature is a graph op on any exported file."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     from helpers import make_tiny_model
 
     from fer_edge.classifier import ExpressionClassifier
-    from fer_edge.export.fp32_head import bake_temperature, fp32_head
+    from fer_edge.export.repair import repair
+    from fer_edge.export.rewrites import apply_temperature as temperature_op
 
     fp32 = make_tiny_model(tmp_path / "fp32.onnx", seed=3)
     faces = np.random.default_rng(0).integers(0, 256, (256, 48, 48), dtype=np.uint8)
@@ -206,13 +208,13 @@ def test_an_old_int8_model_gets_an_fp32_head_and_a_temperature(tmp_path):
                     weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Add", "Softmax"])
     p_old = ExpressionClassifier.from_path(old, device="cpu").predict_probs(faces)
     assert len(np.unique(p_old)) < 100  # on a uint8 grid: the bug
-    fixed, pairs = fp32_head(onnx.load(str(old)))
+    fixed, pairs, _ = repair(onnx.load(str(old)))
     assert pairs >= 1
     onnx.save(fixed, str(tmp_path / "fixed.onnx"))
     p_fixed = ExpressionClassifier.from_path(tmp_path / "fixed.onnx", device="cpu").predict_probs(faces)
     np.testing.assert_allclose(p_fixed.sum(1), 1.0, atol=1e-5)
     assert len(np.unique(p_fixed)) > 4 * len(np.unique(p_old))  # off the grid
-    onnx.save(bake_temperature(fixed, 0.5), str(tmp_path / "hot.onnx"))
+    onnx.save(temperature_op(fixed, 0.5), str(tmp_path / "hot.onnx"))
     p_hot = ExpressionClassifier.from_path(tmp_path / "hot.onnx", device="cpu").predict_probs(faces)
     from fer_edge.train.calibration import apply_temperature
 

@@ -6,16 +6,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_edge.contract import PIXEL_MEAN, PIXEL_STD
 
+from .models import DataConfig, data_config_of
 from .report import Report, make_report
 
 
-def normalize(x_u8: torch.Tensor) -> torch.Tensor:
+def normalize(x_u8: torch.Tensor, data: DataConfig = DataConfig()) -> torch.Tensor:
     """uint8 [N, 48, 48] or [N, 1, 48, 48] -> float [N, 1, 48, 48], the trainer's and the graph's normalisation."""
     if x_u8.dim() == 3:
         x_u8 = x_u8.unsqueeze(1)
-    return (x_u8.float() / 255.0 - PIXEL_MEAN) / PIXEL_STD
+    return data.normalize(x_u8.float() / 255.0)
 
 
 @torch.no_grad()
@@ -26,9 +26,10 @@ def torch_probs(model: nn.Module, x: np.ndarray, device: torch.device, tta: bool
     bf16 = device.type == "cuda" if bf16 is None else bf16
     channels_last = bf16 if channels_last is None else channels_last
     model.eval()
+    data = data_config_of(model)
     out = []
     for i in range(0, len(x), batch):
-        xb = normalize(torch.from_numpy(x[i : i + batch]).to(device))
+        xb = normalize(torch.from_numpy(x[i : i + batch]).to(device), data)
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):

@@ -12,7 +12,25 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from fer_edge.contract import INPUT_SIZE, LABELS
+from fer_edge.contract import INPUT_SIZE, LABELS, PIXEL_MEAN, PIXEL_STD
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What an architecture reads (after timm's pretrained_cfg): the side of its square grey input and the
+    normalisation its first layer expects, (pixel / 255 - mean) / std. The trainer, the evaluation, the
+    teachers and the export all take it from the net, and the export's metadata copies it."""
+
+    input_size: int = INPUT_SIZE
+    mean: float = PIXEL_MEAN
+    std: float = PIXEL_STD
+
+    def normalize(self, x01: torch.Tensor) -> torch.Tensor:
+        """Faces scaled to [0, 1] -> what the net reads."""
+        return (x01 - self.mean) / self.std
+
+    def to_dict(self) -> dict:
+        return {"size": [self.input_size, self.input_size], "mean": self.mean, "std": self.std, "color": "gray"}
 
 
 @dataclass(frozen=True)
@@ -23,6 +41,7 @@ class FerNetSpec:
     # the head pools the last stage to grid x grid cells, not to one: the classifier then sees where on the face
     # a feature fired (brows in the top row, mouth in the bottom), for 7 x C x grid^2 weights and no convolution
     head_grid: int = 1
+    data: DataConfig = DataConfig()
 
 
 # Named sizes (train/README.md measures each). The shipped models are a fernet-m (default) and a fernet-t2g (fast).
@@ -84,12 +103,25 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+def data_config(arch: str) -> DataConfig:
+    """The input an arch reads (FerNets name theirs in their spec; the MLP reads the contract's)."""
+    return FERNET_SIZES[arch].data if arch in FERNET_SIZES else DataConfig()
+
+
+def data_config_of(model: nn.Module) -> DataConfig:
+    """A built net's data config (build_model attaches it); the contract's for a net built elsewhere."""
+    return getattr(model, "data_config", None) or DataConfig()
+
+
 def build_model(arch: str, num_classes: int = len(LABELS)) -> nn.Module:
     if arch == "mlp":
-        return MLP(num_classes=num_classes)
-    if arch in FERNET_SIZES:
-        return FerNet(FERNET_SIZES[arch], num_classes)
-    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+        model: nn.Module = MLP(num_classes=num_classes)
+    elif arch in FERNET_SIZES:
+        model = FerNet(FERNET_SIZES[arch], num_classes)
+    else:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
+    model.data_config = data_config(arch)
+    return model
 
 
 def count_params(model: nn.Module) -> int:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import fer_edge
-from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
+from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError, UsageError
 
 from .augment import AugmentConfig, augment, gaussian_blur
@@ -43,6 +43,7 @@ from .corruptions import blur, down_up
 from .data import load_dataset
 from .device import fast_math, pick_device
 from .evaluate import torch_probs
+from .models import data_config_of
 from .run_folder import append_metrics_row, write_config
 from .step import distilled, lr_at, make_optimizer, set_lr, update
 from .teacher import Teacher
@@ -117,7 +118,8 @@ def train_specialist(cfg: SpecialistConfig, resume: bool = False, log: Callable[
     if mode.channels_last:
         model = model.to(memory_format=torch.channels_last)
     teacher_path = cfg.teacher or str(Path(fer_edge.__file__).parent / "assets" / "fer-edge.onnx")
-    teacher = Teacher([teacher_path], device, train.x, log=log, channels_last=mode.channels_last)
+    teacher = Teacher([teacher_path], device, train.x, log=log, channels_last=mode.channels_last,
+                      data=data_config_of(model))
     optimizer = make_optimizer("sgd", model, cfg.lr, 0.9, 5e-4)
     views = views or judged_views(val.x, px)
     key = f"{px[0]} px" if f"{px[0]} px" in views else next(k for k in views if k.endswith(" px"))
@@ -179,7 +181,7 @@ def _one_pass(model, optimizer, teacher: Teacher, xs: torch.Tensor, ys: torch.Te
     dev, batch, budget = gen.device, cfg.batch_size, cfg.minutes * 60
 
     def prepare(faces: torch.Tensor) -> torch.Tensor:
-        faces = (faces - PIXEL_MEAN) / PIXEL_STD
+        faces = data_config_of(model).normalize(faces)
         return faces.contiguous(memory_format=torch.channels_last) if mode.channels_last else faces
 
     order = torch.randperm(len(xs), generator=gen, device=dev)

@@ -11,11 +11,12 @@ import numpy as np
 import torch
 
 from fer_edge import atomic
-from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
+from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError
 
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .data import default_cache_dir, file_sha256
+from .models import DataConfig
 
 
 def _read_labels(path: Path, n: int) -> np.ndarray | None:
@@ -47,8 +48,10 @@ class Teacher:
     """
 
     def __init__(self, paths: list[str], device: torch.device, train_x: np.ndarray | None = None, log=print,
-                 channels_last: bool = False, tta: bool = False, online: bool = False, threads: int = 0):
+                 channels_last: bool = False, tta: bool = False, online: bool = False, threads: int = 0,
+                 data: DataConfig = DataConfig()):
         self.models, self.offline, self.sessions, self.tta = [], [], [], tta
+        self.data = data  # how the student's batches are normalised: an ONNX teacher undoes it
         for p in paths:
             if str(p).endswith(".onnx") and online:
                 from fer_edge.classifier import ExpressionClassifier
@@ -99,7 +102,7 @@ class Teacher:
     def _through_onnx(self, clf, x: torch.Tensor, temperature: float) -> torch.Tensor:
         # back from the graph's normalisation to the uint8 faces the runtime contract takes (off by under half
         # a grey level), and from probabilities to logits up to a constant, which the softmax ignores
-        faces = ((x.float() * PIXEL_STD + PIXEL_MEAN) * 255.0).round().clamp(0, 255).to(torch.uint8)[:, 0].cpu().numpy()
+        faces = ((x.float() * self.data.std + self.data.mean) * 255.0).round().clamp(0, 255).to(torch.uint8)[:, 0].cpu().numpy()
         views = [faces, faces[:, :, ::-1]] if self.tta else [faces]
         soft = [torch.softmax(_log_probs(clf.predict_probs(v, batch=len(v))) / temperature, 1) for v in views]
         return (sum(soft) / len(soft)).to(x.device)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import fer_edge
-from fer_edge.contract import LABELS, PIXEL_MEAN, PIXEL_STD
+from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError, UsageError
 
 from .augment import CORRUPTIONS, AugmentConfig, augment, mix
@@ -30,7 +30,7 @@ from .config import TrainConfig
 from .device import MathMode, fast_math, pick_device
 from .evaluate import evaluate_probs, torch_probs
 from .from_onnx import checkpoint_from_onnx
-from .models import ARCHS, build_model, count_macs, count_params
+from .models import ARCHS, build_model, count_macs, count_params, data_config
 from .report import Report, write_report
 from .run_folder import append_metrics_row, draw_curves, write_config
 from .sources import Sources, Validation, assemble
@@ -100,6 +100,7 @@ class _Run:
         src = self._load_data(resume)
         self.vals, self.test = src.vals, src.test
         self.model = build_model(cfg.arch).to(device)
+        self.data = data_config(cfg.arch)
         self.mode = fast_math(device, cfg.amp)
         if self.mode.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -111,7 +112,8 @@ class _Run:
                     if cfg.ema > 0 else None)
         # with flip pairs a .pt teacher already sees each face and its mirror: its own TTA would label both twice
         self.teacher = (Teacher(cfg.teachers, device, src.train.x, log, channels_last=self.mode.channels_last,
-                                tta=cfg.teacher_tta and not cfg.flip_pairs, online=cfg.teacher_online, threads=cfg.threads)
+                                tta=cfg.teacher_tta and not cfg.flip_pairs, online=cfg.teacher_online, threads=cfg.threads,
+                                data=self.data)
                         if cfg.teachers else None)
         self.aug = AugmentConfig(shift=cfg.shift, rotate=cfg.rotate, scale=cfg.scale, erase=cfg.erase,
                                  corrupt=cfg.corrupt, corruptions=tuple(cfg.corruptions))
@@ -211,7 +213,7 @@ class _Run:
         tb = self.q_train[idx] if self.q_train is not None else yb  # what the loss aims at
         if cfg.augment:
             xb = augment(xb, self.aug, self.gen)
-        xb = (xb - PIXEL_MEAN) / PIXEL_STD  # the graph's normalisation, on the augmented float batch
+        xb = self.data.normalize(xb)  # the arch's (and the graph's) normalisation, on the augmented float batch
         if mode.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         if cfg.flip_pairs:  # the mirror of each augmented face in the same step: one pass learns what flip TTA sees

@@ -78,11 +78,11 @@ fi
 SHIPPED=${SHIPPED:-$($PY -c "import fer_edge.assets, pathlib; print(pathlib.Path(fer_edge.assets.__file__).parent)")}
 if [ "$START" = shipped ]; then
   stage "read back the shipped generalist" "$RUNS/base.pt" \
-    $PY -m fer_edge.train.from_onnx "$RUNS/base.pt" "$SHIPPED/fer-edge.onnx" --data "$CSV" --member generalist
+    $FE train from-onnx "$RUNS/base.pt" "$SHIPPED/fer-edge.onnx" --data "$CSV" --member generalist
   stage "read back the shipped specialist" "$RUNS/spec.pt" \
-    $PY -m fer_edge.train.from_onnx "$RUNS/spec.pt" "$SHIPPED/fer-edge.onnx" --data "$CSV" --member specialist
+    $FE train from-onnx "$RUNS/spec.pt" "$SHIPPED/fer-edge.onnx" --data "$CSV" --member specialist
   stage "read back the shipped fast model" "$RUNS/fast-start.pt" \
-    $PY -m fer_edge.train.from_onnx "$RUNS/fast-start.pt" "$SHIPPED/fer-edge-fast.onnx" --data "$CSV"
+    $FE train from-onnx "$RUNS/fast-start.pt" "$SHIPPED/fer-edge-fast.onnx" --data "$CSV"
 else
   # the base generalist: fernet-m from random weights, light camera corruptions
   stage "train the base generalist" "$RUNS/base/summary.json" \
@@ -96,11 +96,18 @@ stage "fine-tune the default on real faces" "$RUNS/default/summary.json" \
   --corrupt 0.7 --rotate 25 --scale 0.15 --ema 0.999
 
 # 4. the low-resolution specialist, taught by the default on the same faces clean (scratch only: a shipped
-#    start keeps the shipped specialist). It rewrites spec.pt every epoch; spec.done marks it finished.
+#    start keeps the shipped specialist). Its run folder RUNS/spec resumes; its last weights become spec.pt.
+train_specialist() {
+  if [ -f "$RUNS/spec/last.pt" ]; then
+    $FE train specialist "$RUNS/spec" "$RUNS/default/best.pt" --resume --device "$DEVICE" --threads "$THREADS" || return 1
+  else
+    $FE train specialist "$RUNS/spec" "$RUNS/default/best.pt" --data "$CSV" --teacher "$RUNS/default/best.pt" \
+      --px 10-14 --minutes "$MIN_SPEC" --lr 0.004 --device "$DEVICE" --threads "$THREADS" --seed "$SEED" || return 1
+  fi
+  cp "$RUNS/spec/last.pt" "$RUNS/spec.pt"
+}
 if [ "$START" = scratch ]; then
-  stage "train the low-resolution specialist" "$RUNS/spec.done" \
-    bash -c "$PY -m fer_edge.train.specialist '$RUNS/spec.pt' '$RUNS/default/best.pt' --data '$CSV' --teacher '$RUNS/default/best.pt' \
-      --px 10-14 --minutes $MIN_SPEC --lr 0.004 --device $DEVICE --threads $THREADS --seed $SEED && touch '$RUNS/spec.done'"
+  stage "train the low-resolution specialist" "$RUNS/spec.pt" train_specialist
 fi
 
 # 5. the fast model: fernet-t2g. From scratch it is taught by the default on every augmented batch and its

@@ -24,7 +24,7 @@ PY=${PY:-python3}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 mkdir -p "$RUNS"
 
-$PY -m fer_edge.train.from_onnx "$RUNS/teacher.pt" "$ROOT/assets/fer-edge.onnx" --data "$DATA" || exit 1
+$FE train from-onnx "$RUNS/teacher.pt" "$ROOT/assets/fer-edge.onnx" --data "$DATA" || exit 1
 common=(--data "$DATA" --arch fernet-t2g --teacher "$RUNS/teacher.pt" --teacher-tta --corrupt 0.5 --rotate 20
         --scale 0.15 --ema 0.999 --epochs "${EPOCHS:-2000}" --max-minutes "$MIN" --threads "${THREADS:-4}")
 
