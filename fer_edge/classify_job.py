@@ -11,7 +11,6 @@ job tells it; a program can run the same job with its own callbacks.
 from __future__ import annotations
 
 import sys
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from fer_edge.batch import BatchStats, FileResult, classify_files, iter_input_pa
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.lock import exclusive
 from fer_edge.native_stderr import kept_apart
-from fer_edge.records import RecordWriter, open_output
+from fer_edge.records import RecordWriter, ReportRows, open_output
 from fer_edge.recognizer import Recognizer, RecognizerOptions
 from fer_edge.resume import finished_paths, restore_order
 from fer_edge.videoio import is_video, samples_in
@@ -140,10 +139,8 @@ class ClassifyJob:
                 stream = sys.stdout
                 stream.reconfigure(errors="surrogateescape")
             writers = [RecordWriter(stream, o.fmt, CLASSIFY_COLUMNS, header=not self.appending)]
-            aside = None
-            if o.report is not None and o.out is None:  # rows go to stdout: keep a copy aside for the report
-                aside = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=f".{o.fmt}", encoding="utf-8", newline=""))
-                writers.append(RecordWriter(aside, o.fmt, CLASSIFY_COLUMNS, flush=False))
+            rows = ReportRows(stack, o.report, o.out, o.fmt, CLASSIFY_COLUMNS)  # rows on stdout: a copy kept aside
+            writers += [rows.writer] if rows.writer is not None else []
             copies = AnnotatedCopies(o.annotate_dir, o.video_every) if o.annotate_dir is not None else None
             if copies is not None:
                 stack.callback(copies.close)  # annotated videos stay playable after an error or Ctrl-C
@@ -176,10 +173,7 @@ class ClassifyJob:
                 from fer_edge.report.make import records
 
                 stream.flush()
-                if aside is not None:
-                    aside.flush()
-                records(o.out if o.out is not None else Path(aside.name), o.report,
-                        name=str(o.out) if o.out is not None else " ".join(map(str, o.paths)))
+                records(rows.ready(), o.report, name=str(o.out) if o.out is not None else " ".join(map(str, o.paths)))
                 result.report = o.report
                 on_note(f"report written: {o.report}")
         if self.appending:  # the redone files were appended: back to the order an uninterrupted run writes

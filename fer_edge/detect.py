@@ -18,8 +18,8 @@ import numpy as np
 
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.imageio import to_bgr_u8, to_gray_u8
+from fer_edge.registry import DETECTORS
 
-DETECTORS = ("auto", "haar", "yunet")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import onnxruntime as ort
+from typing import TYPE_CHECKING
 
 from fer_edge.errors import FerEdgeError, UsageError
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -103,6 +105,8 @@ def why_not_started(provider: str) -> str:
 
 
 def make_session(path: str, device: str = "auto", threads: int = 0) -> tuple[ort.InferenceSession, ProviderReport]:
+    import onnxruntime as ort  # here, not at import: the CLI reads DEVICES without loading onnxruntime
+
     from fer_edge.home import home
 
     chain = select_providers(device, ort.get_available_providers(), home())

@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-from contextlib import contextmanager
+import tempfile
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -104,3 +105,21 @@ def _json_line(record: dict) -> str:
         except UnicodeEncodeError:  # a file name that is not valid UTF-8 (kept as surrogates): escape it
             text = json.dumps(record)
     return text + "\n"
+
+
+class ReportRows:
+    """The rows a run's report is drawn from: the run's own records file when it writes one, else a copy kept
+    aside in a temporary file (gone with the run's stack) until the report is drawn. classify and webcam share it."""
+
+    def __init__(self, stack: ExitStack, report: Path | None, written: Path | None, fmt: str, columns: list[str]):
+        self.report, self.path, self.writer, self._aside = report, written, None, None
+        if report is not None and written is None:
+            self._aside = stack.enter_context(tempfile.NamedTemporaryFile("w", suffix=f".{fmt}", encoding="utf-8", newline=""))
+            self.path = Path(self._aside.name)
+            self.writer = RecordWriter(self._aside, fmt, columns, flush=False)
+
+    def ready(self) -> Path | None:
+        """The file to draw the report from, with everything written so far in it (None: no report asked)."""
+        if self._aside is not None:
+            self._aside.flush()
+        return self.path if self.report is not None else None

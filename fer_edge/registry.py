@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# --detector: auto takes YuNet when a model file is given or stored, else Haar (detect.choose_detector)
+DETECTORS = ("auto", "haar", "yunet")
+
 
 @dataclass(frozen=True)
 class Pin:

@@ -54,7 +54,9 @@ def screenshot(display: str) -> np.ndarray:
 SHOW_AND_SHOOT = """
 import sys, time
 import numpy as np
-from fer_edge.realtime.loop import Window, draw_frame, TrackedFace
+from fer_edge.realtime.overlay import draw_frame
+from fer_edge.realtime.summary import TrackedFace
+from fer_edge.realtime.window import Window
 frame = np.full((480, 640, 3), 100, np.uint8)
 face = TrackedFace(1, (200, 120, 160, 160), "happy", 0.9, (0.01, 0.0, 0.02, 0.9, 0.03, 0.02, 0.02), (0,) * 7)
 canvas = draw_frame(frame, [face], ["60.0 FPS [CPU]"])

@@ -16,13 +16,10 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from fer_edge.cli.options import choice_enum
 from fer_edge.errors import UsageError
 
 _SCALARS = {"str": str, "int": int, "float": float, "bool": bool}
-
-
-def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
-    return Enum(name.title().replace("_", ""), {v.replace("-", "_"): v for v in values}, type=str)
 
 
 def _parameter(f) -> inspect.Parameter:
@@ -37,7 +34,7 @@ def _parameter(f) -> inspect.Parameter:
     elif meta.get("path"):
         py_type, default_value = Optional[Path], (Path(default) if default else None)
     elif meta.get("choices"):
-        py_type = _choices(f.name, meta["choices"])
+        py_type = choice_enum(f.name.title().replace("_", ""), meta["choices"])
         default_value = py_type(default)
     else:
         py_type, default_value = _SCALARS[kind], default

@@ -8,33 +8,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from fer_edge.registry import classifier_help
+from fer_edge.providers import DEVICES
+from fer_edge.registry import DETECTORS, classifier_help
+from fer_edge.train.config import TORCH_DEVICES
 
 
-class Device(str, Enum):
-    """Where onnxruntime runs the classifier (fer_edge.providers.DEVICES)."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-    tensorrt = "tensorrt"
-    coreml = "coreml"
-    openvino = "openvino"
-    directml = "directml"
+def choice_enum(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A typer choice list built from the library's own list of names."""
+    return Enum(name, {v: v for v in values}, type=str)
 
 
-class TorchDevice(str, Enum):
-    """Where torch trains and evaluates."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class DetectorName(str, Enum):
-    auto = "auto"
-    haar = "haar"
-    yunet = "yunet"
+Device = choice_enum("Device", DEVICES)  # where onnxruntime runs the classifier
+TorchDevice = choice_enum("TorchDevice", TORCH_DEVICES)  # where torch trains and evaluates
+DetectorName = choice_enum("DetectorName", DETECTORS)
 
 
 ModelOpt = Annotated[

@@ -9,11 +9,8 @@ Capture and detection run ahead in their own threads (stages.py); the rest runs 
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,34 +18,22 @@ import cv2
 import numpy as np
 
 from fer_edge.contract import LABELS
-from fer_edge.errors import FerEdgeError
 from fer_edge.realtime.capture import Frame, VideoSource
 from fer_edge.realtime.follow import CutDetector, FaceFollower
 from fer_edge.realtime.smooth import EmotionSmoother
 from fer_edge.realtime.stages import StagedFrames
+from fer_edge.realtime.overlay import draw_frame, hud_lines
+from fer_edge.realtime.summary import STAGES, LoopResult, Timings, TrackedFace, TrackSummary
 from fer_edge.realtime.track import IoUTracker
+from fer_edge.realtime.window import Window
 from fer_edge.recognizer import Recognizer
-from fer_edge.render import draw_face, draw_hud
 from fer_edge.videoio import VideoSink
 from fer_edge.records import RecordWriter
 
-STAGES = ("capture", "detect", "classify", "draw")
 RECORD_COLUMNS = [
     "time", "frame", "track", "x", "y", "w", "h", "detected", "label", "confidence",
     *(f"p_{name}" for name in LABELS), *(f"raw_{name}" for name in LABELS),
 ]
-
-
-@dataclass(frozen=True)
-class TrackedFace:
-    track: int
-    box: tuple[int, int, int, int]
-    label: str  # smoothed, with hysteresis
-    confidence: float  # smoothed probability of `label`
-    probs: tuple[float, ...]  # smoothed
-    raw: tuple[float, ...]  # this frame's model output
-    detected: bool = True  # this frame's box came from the detector (else predicted along the track's motion)
-    held: bool = False  # the detector has lost this face: its box is held on the predicted motion
 
 
 @dataclass
@@ -76,65 +61,6 @@ class Seen(list):
     def __init__(self, views: list[TrackView], live: set[int]):
         super().__init__(views)
         self.live = live
-
-
-class Timings:
-    """Exponential moving averages of per-stage milliseconds and of the frame rate."""
-
-    def __init__(self, alpha: float = 0.1):
-        self.alpha = alpha
-        self.ms = {s: 0.0 for s in STAGES}
-        self.totals = {s: 0.0 for s in STAGES}
-        self.fps = 0.0
-        self.latency_ms = 0.0
-        self.frames = 0
-        self._last: float | None = None
-
-    def add(self, stage: str, seconds: float) -> None:
-        ms = 1000 * seconds
-        self.ms[stage] = ms if self.frames == 0 else (1 - self.alpha) * self.ms[stage] + self.alpha * ms
-        self.totals[stage] += ms
-
-    def tick(self, now: float, captured: float) -> None:
-        if self._last is not None and now > self._last:
-            fps = 1.0 / (now - self._last)
-            self.fps = fps if self.fps == 0 else (1 - self.alpha) * self.fps + self.alpha * fps
-        self._last = now
-        lat = 1000 * (now - captured)
-        self.latency_ms = lat if self.frames == 0 else (1 - self.alpha) * self.latency_ms + self.alpha * lat
-        self.frames += 1
-
-    def mean_ms(self) -> dict[str, float]:
-        return {s: self.totals[s] / max(self.frames, 1) for s in STAGES}
-
-
-@dataclass
-class TrackSummary:
-    frames: int = 0
-    counts: Counter = field(default_factory=Counter)
-
-    @property
-    def dominant(self) -> str:
-        return self.counts.most_common(1)[0][0] if self.counts else ""
-
-    def shares(self) -> dict[str, float]:
-        return {label: self.counts.get(label, 0) / max(self.frames, 1) for label in LABELS}
-
-
-@dataclass
-class LoopResult:
-    frames: int
-    seconds: float
-    stopped_by: str
-    tracks: dict[int, TrackSummary]
-    mean_ms: dict[str, float]
-    provider: str
-    records: int = 0
-    interrupted: KeyboardInterrupt | None = None  # Ctrl-C or a termination signal ended the run
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
 class Pipeline:
@@ -195,27 +121,6 @@ class Pipeline:
         return faces
 
 
-def draw_frame(image: np.ndarray, faces: list[TrackedFace], hud: list[str]) -> np.ndarray:
-    canvas = image.copy() if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    for f in faces:
-        draw_face(canvas, f.box, f.label, f.confidence, f.probs, caption=f"#{f.track} ", held=f.held)
-    draw_hud(canvas, hud)
-    return canvas
-
-
-def hud_lines(t: Timings, provider: str, recording: bool, paused: bool) -> list[str]:
-    ms = t.ms
-    lines = [
-        f"{t.fps:5.1f} FPS  latency {t.latency_ms:4.0f} ms  [{provider}]",
-        f"capture {ms['capture']:.1f}  detect {ms['detect']:.1f}  classify {ms['classify']:.1f}  draw {ms['draw']:.1f} ms",
-    ]
-    if recording:
-        lines.append("REC")
-    if paused:
-        lines.append("PAUSED (space)")
-    return lines
-
-
 def face_records(frame: Frame, faces: list[TrackedFace]) -> list[dict]:
     out = []
     for f in faces:
@@ -226,39 +131,6 @@ def face_records(frame: Frame, faces: list[TrackedFace]) -> list[dict]:
         rec.update({f"raw_{n}": round(v, 5) for n, v in zip(LABELS, f.raw)})
         out.append(rec)
     return out
-
-
-def display_available() -> bool:
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
-
-
-class Window:
-    """The OpenCV window and its keys: q/Esc quit, space pause, s snapshot, r record."""
-
-    def __init__(self, name: str = "fer-edge"):
-        if not display_available():
-            raise FerEdgeError("no display found (DISPLAY is unset): run with --no-display, and --output or --jsonl to keep results")
-        self.name = name
-        cv2.namedWindow(name, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
-        self.shown = False
-
-    def show(self, image: np.ndarray) -> str | None:
-        """Show a frame; return 'quit', 'pause', 'snapshot', 'record', 'closed' or None."""
-        if self.shown and cv2.getWindowProperty(self.name, cv2.WND_PROP_VISIBLE) < 1:
-            return "closed"
-        cv2.imshow(self.name, image)
-        self.shown = True
-        key = cv2.waitKey(1) & 0xFF
-        return {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("s"): "snapshot", ord("r"): "record"}.get(key)
-
-    def close(self) -> None:
-        try:
-            cv2.destroyWindow(self.name)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
 
 
 def run(
