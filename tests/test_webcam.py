@@ -441,7 +441,7 @@ def test_a_held_box_that_drifts_off_its_face_is_not_classified():
 def test_a_shot_cut_ends_every_track_and_detects_at_once():
     det = _DroppingDetector(60, longest=1)
     det.missing[:] = False
-    pipe = Pipeline(det, detect_every=5, fps=30)
+    pipe = Pipeline(det, detect_every=5, fps=30, steady_every=5)  # the cadence alone: no steady-scene waits
     calls = []
     real = det.detect
     det.detect = lambda image: calls.append(det.frame) or real(image)
@@ -456,6 +456,27 @@ def test_a_shot_cut_ends_every_track_and_detects_at_once():
             before = tracks
     assert 33 in calls and 38 in calls  # detection on the cut's frame, then every 5th from it
     assert before == {1, 2, 3} and tracks == {4, 5, 6}  # new faces after the cut, with new ids
+
+
+def test_a_steady_scene_waits_longer_for_the_detector_and_motion_brings_it_back():
+    """While every face is found again closely and nothing moves elsewhere, the detector runs every 3x
+    detect_every frames; a change away from the faces (someone coming in) brings back every detect_every."""
+    det = _DroppingDetector(60, longest=1)
+    det.missing[:] = False
+    pipe = Pipeline(det, detect_every=3, fps=30)
+    calls = []
+    real = det.detect
+    det.detect = lambda image: calls.append(det.frame) or real(image)
+    for f in range(60):
+        det.frame = f
+        image = _faces_frame(det.truth(f))
+        if f >= 30:  # something moves along the bottom of the frame, away from every face
+            image[400:470, 540 - 4 * (f - 30) : 600 - 4 * (f - 30)] = 255
+        assert len(pipe.classify(image, pipe.detect(image))) == 3
+    still, moving = [c for c in calls if c < 30], [c for c in calls if c >= 30]
+    # the faces move, but once the tracker has their motion they are found again closely: every 9th frame
+    assert len(still) < 10 and list(np.diff(still)[-2:]) == [9, 9], still  # every 3rd: 10
+    assert moving[0] <= 33 and set(np.diff(moving)) == {3}, moving  # the motion is seen at once
 
 
 def test_records_say_whether_the_box_was_detected_and_held_boxes_are_dashed(video, tiny_model, tmp_path):

@@ -23,6 +23,7 @@ Box = tuple[int, int, int, int]
 TEMPLATE = 24  # px across the face: enough texture to tell a face from a chin, cheap to match
 SEARCH = 0.5  # search this share of the box's size around the predicted box, on each side
 MIN_MATCH = 0.6  # TM_CCOEFF_NORMED; the same face a few frames on scores 0.8-0.99
+STEADY_MATCH = 0.96  # found again this closely, a face has not turned or changed: no need to detect it again yet
 MIN_CONTRAST = 6.0  # grey-level std below which a window is flat: correlation there means nothing
 # how the face is looked for, as (width, height) of the predicted box and whether mirrored: as predicted,
 # nearer, further, turning (a face turning away narrows), and turned the other way (roughly its mirror image)
@@ -49,6 +50,7 @@ class FaceFollower:
         self.search = search
         self.min_match = min_match
         self._faces: dict[int, np.ndarray] = {}  # track id -> its face's grey template, TEMPLATE px wide
+        self.scores: dict[int, float] = {}  # track id -> how well its face was found last (0: not found)
 
     def remember(self, track_id: int, image: np.ndarray, box: Box) -> None:
         """The detector found this face here: its look becomes the track's template."""
@@ -65,6 +67,7 @@ class FaceFollower:
 
         The part of the face still inside the frame is matched (a face leaving the frame is followed until
         less than a third of it shows), at the sizes in LOOKS."""
+        self.scores[track_id] = 0.0
         tmpl = self._faces.get(track_id)
         if tmpl is None:
             return None
@@ -94,11 +97,14 @@ class FaceFollower:
             _, score, _, (bx, by) = cv2.minMaxLoc(cv2.matchTemplate(region, part, cv2.TM_CCOEFF_NORMED))
             if np.isfinite(score) and score > best[0]:
                 best = (score, (wx + round((bx - tx0) / sx), wy + round((by - ty0) / sy), round(w * zx), round(h * zy)))
+        if best[1] is not None:
+            self.scores[track_id] = float(best[0])
         return best[1]
 
     def forget(self, live: set[int]) -> None:
         for k in [k for k in self._faces if k not in live]:
             del self._faces[k]
+        self.scores = {k: v for k, v in self.scores.items() if k in live}
 
 
 class CutDetector:
@@ -109,13 +115,28 @@ class CutDetector:
         self.factor = factor  # and this many times the recent median change (a shaky camera raises the bar)
         self._recent: deque[float] = deque(maxlen=history)
         self._last: np.ndarray | None = None
+        self.diff: np.ndarray | None = None  # |this thumbnail - the last one|, 27 x 48 grey levels
 
     def is_cut(self, image: np.ndarray) -> bool:
         thumb = _gray(cv2.resize(image, (48, 27), interpolation=cv2.INTER_AREA)).astype(np.float32)  # shrink, then grey
         last, self._last = self._last, thumb
         if last is None:
+            self.diff = None
             return False
-        change = float(np.abs(thumb - last).mean())
+        self.diff = np.abs(thumb - last)
+        change = float(self.diff.mean())
         usual = float(np.median(self._recent)) if self._recent else 0.0
         self._recent.append(change)
         return change >= max(self.floor, self.factor * usual)
+
+    def quiet_outside(self, boxes: list[Box], shape: tuple[int, ...], level: float = 8.0) -> bool:
+        """Nothing changed between the last two frames outside these boxes: no cell of the thumbnail there
+        (about 13 x 18 px of a 640 x 480 frame) changed by more than `level` grey levels, so no face can have
+        come into view. A cell averages a few hundred pixels: sensor noise moves it well under one level."""
+        if self.diff is None:
+            return False
+        mask = np.ones(self.diff.shape, bool)
+        sy, sx = self.diff.shape[0] / shape[0], self.diff.shape[1] / shape[1]
+        for x, y, w, h in boxes:
+            mask[max(0, int(y * sy)) : int(np.ceil((y + h) * sy)) + 1, max(0, int(x * sx)) : int(np.ceil((x + w) * sx)) + 1] = False
+        return not mask.any() or float(self.diff[mask].max()) <= level

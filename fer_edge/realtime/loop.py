@@ -19,7 +19,7 @@ import numpy as np
 
 from fer_edge.contract import LABELS
 from fer_edge.realtime.capture import Frame, VideoSource
-from fer_edge.realtime.follow import CutDetector, FaceFollower
+from fer_edge.realtime.follow import STEADY_MATCH, CutDetector, FaceFollower
 from fer_edge.realtime.smooth import EmotionSmoother
 from fer_edge.realtime.stages import StagedFrames
 from fer_edge.realtime.overlay import draw_frame, hud_lines
@@ -71,28 +71,40 @@ class Pipeline:
     left out, and a shot cut ends every track and brings the next detection forward to the cut's frame."""
 
     def __init__(self, recognizer: Recognizer, detect_every: int = 2, smoother: EmotionSmoother | None = None,
-                 tracker: IoUTracker | None = None, fps: float = 30.0, hold_seconds: float = 0.5):
+                 tracker: IoUTracker | None = None, fps: float = 30.0, hold_seconds: float = 0.5,
+                 steady_every: int | None = None):
         self.recognizer = recognizer
         self.detect_every = max(1, detect_every)
+        # while the scene is steady (every face found again closely, nothing moving elsewhere) the detector
+        # waits up to this many frames instead of detect_every: 3x by default (at 30 fps and every 3rd frame,
+        # a face that comes into a still scene is found at most 0.2 s later; it had to move to get there)
+        self.steady_every = max(self.detect_every, 3 * self.detect_every if steady_every is None else steady_every)
         self.smoother = smoother or EmotionSmoother()
         # a face the detector misses keeps its id for about hold_seconds, counted in detection rounds
         rounds = max(1, math.ceil(hold_seconds * (fps if fps > 0 else 30.0) / self.detect_every))
         self.tracker = tracker or IoUTracker(max_missed=rounds)
         self.follower = FaceFollower()
         self.cuts = CutDetector()
-        self._count = 0
+        self._since = self.steady_every  # frames since the last detection: the first frame is detected
+        self._steady = False
+
+    def _due(self, cut: bool) -> bool:
+        if cut or self._since >= self.steady_every:
+            return True
+        return self._since >= self.detect_every and not self._steady
 
     def detect(self, image: np.ndarray) -> list:
-        if self.cuts.is_cut(image):
-            self.tracker.reset()
-            self._count = 0  # detect on the cut's frame; the rhythm restarts from it
-        if self._count % self.detect_every == 0:
+        cut = self.cuts.is_cut(image)
+        if cut:
+            self.tracker.reset()  # detect on the cut's frame; the rhythm restarts from it
+        if self._due(cut):
             dets = self.recognizer.detect(image)
             tracks = self.tracker.update([d.box for d in dets], [d.score for d in dets], [d.angle for d in dets])
             self.follower.forget(self.tracker.ids())
+            self._since, self._steady = 1, False
         else:  # between detections the tracker carries the boxes along their motion
             tracks = self.tracker.predict()
-        self._count += 1
+            self._since += 1
         on_faces = []
         for t in tracks:
             if t.detected_now:
@@ -103,6 +115,11 @@ class Pipeline:
                     continue  # kept for its id, not classified: nothing there looks like its face
                 self.tracker.follow(t, found)
             on_faces.append(TrackView(t.id, tuple(int(v) for v in t.box), t.angle, t.detected_now, t.held))
+        if not any(t.detected_now for t in tracks):  # a frame between detections: is the scene steady?
+            # steady: no face lost by the detector, each found again closely, nothing moving elsewhere
+            self._steady = (not any(t.held for t in tracks)
+                            and all(self.follower.scores.get(t.id, 0.0) >= STEADY_MATCH for t in tracks)
+                            and self.cuts.quiet_outside([v.box for v in on_faces], image.shape))
         return Seen(on_faces, self.tracker.ids())
 
     def classify(self, image: np.ndarray, tracks: list) -> list[TrackedFace]:
