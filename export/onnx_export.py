@@ -25,7 +25,7 @@ from fer_edge.errors import FerEdgeError, UsageError
 
 from . import gated
 from .checks import accuracy, check_parity, faces_per_second, ort_probs, ort_session
-from .layer_map import write_layer_map
+from ..train.layer_map import write_layer_map
 from .int8 import INT8_CALIBRATIONS, _calibrator, calibration_faces, quantize_int8
 from .metadata import MAX_IR_VERSION, export_metadata, write_metadata
 from .rewrites import apply_temperature

@@ -273,7 +273,7 @@ def test_ensemble_of_different_data_is_refused(trained_run, tmp_path, csv_data):
 
 
 def test_an_export_names_its_layers_and_from_onnx_reads_them_by_name(trained_run, tmp_path, csv_data, monkeypatch):
-    """export/layer_map.py: the metadata maps each trained layer to the tensors that hold it (the first view's
+    """train/layer_map.py: the metadata maps each trained layer to the tensors that hold it (the first view's
     under flip TTA, int8 included), and `train from-onnx` reads them by name, not by their order in the graph."""
     import onnx
 

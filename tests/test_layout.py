@@ -63,3 +63,15 @@ def test_no_import_circles():
             visit(name, [name])
     assert len(modules) > 80 and any(graph.values())  # the walk saw the house
     assert not circles, circles
+
+
+def test_no_arrow_back_up():
+    """The floors: the runtime (fer_edge, its CLI aside) never reaches the model factory, and the trainer never
+    reaches the exporter above it; the CLI is the one room that calls every floor."""
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    factory = ("fer_edge.train", "fer_edge.export")
+    runtime = [m for m in graph if not m.startswith(factory) and not m.startswith("fer_edge.cli")]
+    up = [f"{m} -> {t}" for m in runtime for t in graph[m] if t.startswith(factory)]
+    up += [f"{m} -> {t}" for m in graph if m.startswith("fer_edge.train") for t in graph[m] if t.startswith("fer_edge.export")]
+    assert len(runtime) > 50 and not up, up

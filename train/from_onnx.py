@@ -21,7 +21,7 @@ from onnx import numpy_helper
 from fer_edge.contract import LABELS
 from fer_edge.errors import FerEdgeError, UsageError
 
-from fer_edge.export.layer_map import read_layer_map
+from .layer_map import read_layer_map
 
 from .checkpoint import save_atomic
 from .data import load_dataset
@@ -31,7 +31,7 @@ from .models import FERNET_SIZES, build_model, data_config_of
 
 def _weights(model: onnx.ModelProto, net: torch.nn.Module, scope: str = "") -> dict[str, tuple[str, str]]:
     """State-dict prefix (features.3, head.3) -> the graph's names of that layer's weight and bias, for a file
-    exported before the layer map (export/layer_map.py).
+    exported before the layer map (train/layer_map.py).
 
     Node names are no guide (quantisation renames a Conv whose ReLU it absorbed, constant folding gives each
     view its own copy of a weight), so the layers are matched by order on the first view: the graph is
@@ -122,7 +122,7 @@ def checkpoint_from_onnx(path: str | Path, faces: np.ndarray, max_faces: int = 8
     net = build_model(arch, num_classes=len(LABELS)).eval()
     state = net.state_dict()
     try:
-        # by name where the export wrote its layer map (export/layer_map.py), by order in the graph before
+        # by name where the export wrote its layer map (train/layer_map.py), by order in the graph before
         layers = read_layer_map(meta, member) or _weights(model, net, scope)
     except FerEdgeError as e:
         raise FerEdgeError(f"{path}: {e}; only one FerNet exported by fer-edge can be trained on") from None

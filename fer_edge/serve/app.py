@@ -50,24 +50,57 @@ class Refused(Exception):
         self.status, self.kind, self.headers = status, kind, headers or {}
 
 
+class _Service:
+    """What every route shares: the worker pool, the counters, the upload limit and the token."""
+
+    def __init__(self, pool: RecognizerPool, config: ServeConfig):
+        self.pool, self.config = pool, config
+        self.metrics = Metrics(lambda: pool.depth)
+        self.limit = int(config.max_upload_mb * 1024 * 1024)
+
+    def authorised(self, header: str | None, query_token: str | None = None) -> bool:
+        if not self.config.token:
+            return True
+        given = query_token if query_token is not None else (header or "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), self.config.token.encode())
+
+    async def classify_image(self, data: bytes, detect: bool, min_face: int) -> tuple:
+        try:
+            future = self.pool.submit(data, detect, min_face)
+        except Overloaded:
+            raise Refused(503, "the server is busy: try again shortly", "overloaded",
+                          {"Retry-After": str(self.config.retry_after_s)}) from None
+        try:
+            image, faces = await asyncio.wrap_future(future)
+        except FerEdgeError as e:
+            too_big = "pixel limit" in str(e) and "exceeds" in str(e)
+            raise Refused(413 if too_big else 422, str(e), "pixels" if too_big else "not an image") from None
+        self.metrics.images.inc()
+        self.metrics.faces.inc(len(faces))
+        return image, faces
+
+
 def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI:
     app = FastAPI(title="fer-edge", version=info["versions"]["fer-edge"],
                   description="Facial expressions of the faces in an image: boxes, labels and probabilities.")
-    metrics = Metrics(lambda: pool.depth)
-    limit = int(config.max_upload_mb * 1024 * 1024)
+    service = _Service(pool, config)
+    _accounting(app, service)
+    _api(app, service, info)
+    _stream(app, service)
+    _page(app)
+    app.state.metrics = service.metrics
+    return app
 
-    def authorised(header: str | None, query_token: str | None = None) -> bool:
-        if not config.token:
-            return True
-        given = query_token if query_token is not None else (header or "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), config.token.encode())
+
+def _accounting(app: FastAPI, service: _Service) -> None:
+    metrics = service.metrics
 
     @app.middleware("http")
     async def account(request: Request, call_next):
         """Token check, the JSON error shape, and the counters, for every HTTP request."""
         path = request.scope.get("path", "")
         t0 = time.perf_counter()
-        if path.startswith(("/v1/", "/metrics")) and not authorised(request.headers.get("authorization")):
+        if path.startswith(("/v1/", "/metrics")) and not service.authorised(request.headers.get("authorization")):
             response = _error(Refused(401, "missing or wrong token: send Authorization: Bearer TOKEN", "token",
                                       {"WWW-Authenticate": "Bearer"}), metrics)
         else:
@@ -85,20 +118,9 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
     async def refused(_request: Request, e: Refused):
         return _error(e, metrics)
 
-    async def classify_image(data: bytes, detect: bool, min_face: int) -> tuple:
-        try:
-            future = pool.submit(data, detect, min_face)
-        except Overloaded:
-            raise Refused(503, "the server is busy: try again shortly", "overloaded",
-                          {"Retry-After": str(config.retry_after_s)}) from None
-        try:
-            image, faces = await asyncio.wrap_future(future)
-        except FerEdgeError as e:
-            too_big = "pixel limit" in str(e) and "exceeds" in str(e)
-            raise Refused(413 if too_big else 422, str(e), "pixels" if too_big else "not an image") from None
-        metrics.images.inc()
-        metrics.faces.inc(len(faces))
-        return image, faces
+
+def _api(app: FastAPI, service: _Service, info: dict) -> None:
+    pool, metrics, limit, config = service.pool, service.metrics, service.limit, service.config
 
     @app.get("/healthz", summary="Liveness: 200 while the server runs")
     async def healthz():
@@ -120,7 +142,7 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
                           min_face: int = Query(0, ge=0, description="leave out faces smaller than this (px)"),
                           annotate_image: bool = Query(False, alias="annotate", description="answer with a JPEG")):
         files = await _images(request, limit, max_files=1)
-        image, faces = await classify_image(files[0][1], detect, min_face)
+        image, faces = await service.classify_image(files[0][1], detect, min_face)
         if annotate_image:
             ok, jpeg = cv2.imencode(".jpg", annotate(to_bgr_u8(image), faces), [cv2.IMWRITE_JPEG_QUALITY, 90])
             return Response(jpeg.tobytes(), media_type="image/jpeg")
@@ -134,7 +156,7 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
 
         async def one(name: str, data: bytes) -> dict:
             try:
-                _, faces = await classify_image(data, detect, min_face)
+                _, faces = await service.classify_image(data, detect, min_face)
                 return {"name": name, "faces": [face_record(i, f) for i, f in enumerate(faces)]}
             except Refused as e:
                 if e.status == 503:
@@ -144,11 +166,13 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
 
         return {"results": list(await asyncio.gather(*(one(n, d) for n, d in files)))}
 
+
+def _stream(app: FastAPI, service: _Service) -> None:
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket, token: str | None = None):
         """The live page: each binary message is one JPEG frame; each reply is that frame's faces. The page
         sends the next frame only when the reply has come, so a slow server drops frames, never queues them."""
-        if not authorised(None, token or ""):
+        if not service.authorised(None, token or ""):
             await ws.close(code=4401, reason="missing or wrong token")
             return
         await ws.accept()
@@ -157,17 +181,19 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
                 data = await ws.receive_bytes()
                 t0 = time.perf_counter()
                 try:
-                    image, faces = await classify_image(data, True, 0)
+                    image, faces = await service.classify_image(data, True, 0)
                     reply = {"faces": [face_record(i, f) for i, f in enumerate(faces)],
                              "width": image.shape[1], "height": image.shape[0]}
                 except Refused as e:
-                    metrics.errors.labels(e.kind).inc()
+                    service.metrics.errors.labels(e.kind).inc()
                     reply = {"error": str(e), "status": e.status}
                 reply["server_ms"] = round(1000 * (time.perf_counter() - t0), 1)
                 await ws.send_text(json.dumps(reply))
         except WebSocketDisconnect:
             return
 
+
+def _page(app: FastAPI) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
         return HTMLResponse(_page_file("index.html"))
@@ -177,9 +203,6 @@ def create_app(pool: RecognizerPool, info: dict, config: ServeConfig) -> FastAPI
         if name not in PAGE_FILES:  # a fixed set: no path from the client reaches the filesystem
             raise Refused(404, f"no such file: {name}", "not found")
         return Response(_page_file(name), media_type=PAGE_FILES[name])
-
-    app.state.metrics = metrics
-    return app
 
 
 def _page_file(name: str) -> str:

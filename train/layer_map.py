@@ -1,4 +1,5 @@
-"""The layer map an export writes into its metadata: for each trained net in the graph, which tensors hold
+"""The layer map an export writes into its metadata (here, below export, so that from_onnx reads it without
+reaching up into the exporter): for each trained net in the graph, which tensors hold
 each layer's weight and bias (the first view's, where flip TTA runs the net twice). `fer-edge train from-onnx`
 reads layers back by these names instead of by their order in the graph.
 
