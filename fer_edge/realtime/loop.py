@@ -150,6 +150,55 @@ def face_records(frame: Frame, faces: list[TrackedFace]) -> list[dict]:
     return out
 
 
+class _Controls:
+    """The window's keys and what they change: pause, snapshot, recording; and the reason to stop, if any."""
+
+    def __init__(self, video: VideoSink | None, options: LoopOptions, fps: float, log: Callable[[str], None]):
+        self.video, self.options, self.fps, self.log = video, options, fps, log
+        self.paused = False
+        self.recording = video is not None
+
+    def press(self, action: str | None, canvas: np.ndarray, frames: int) -> str | None:
+        """Act on a key; the reason to stop when it ends the run."""
+        if action in ("quit", "closed"):
+            return "window closed" if action == "closed" else "q pressed"
+        if action == "pause":
+            self.paused = not self.paused
+        elif action == "snapshot" and not self.paused:
+            path = self.options.snapshot_dir / f"fer-edge-snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{frames}.png"
+            cv2.imwrite(str(path), canvas)
+            self.log(f"snapshot: {path}")
+        elif action == "record" and not self.paused:
+            if self.video is None:
+                self.video = VideoSink(self.options.snapshot_dir / f"fer-edge-{time.strftime('%Y%m%d-%H%M%S')}.mp4", self.fps)
+            self.recording = not self.recording
+            self.log(f"recording {'on' if self.recording else 'off'}: {self.video.path}")
+        return None
+
+
+def _next_frame(staged: StagedFrames | None, source: VideoSource, pipeline: Pipeline):
+    """(frame, its tracks, capture seconds, detect seconds), or None at the end of the source."""
+    if staged is not None:
+        ahead = staged.next()
+        return None if ahead is None else (ahead.frame, ahead.tracks, ahead.capture_s, ahead.detect_s)
+    t0 = time.perf_counter()
+    frame = source.read()
+    if frame is None:
+        return None
+    t1 = time.perf_counter()
+    active = pipeline.detect(frame.image)
+    return frame, active, t1 - t0, time.perf_counter() - t1
+
+
+def _count(tracks: dict[int, TrackSummary], faces: list[TrackedFace]) -> None:
+    for f in faces:
+        if f.held:  # the summary counts the frames a face was seen, not the ones it was held through
+            continue
+        s = tracks.setdefault(f.track, TrackSummary())
+        s.frames += 1
+        s.counts[f.label] += 1
+
+
 def run(
     source: VideoSource,
     pipeline: Pipeline,
@@ -163,12 +212,8 @@ def run(
     timings = Timings()
     tracks: dict[int, TrackSummary] = {}
     provider = pipeline.recognizer.provider
-    stopped_by = "end of video"
-    paused = False
-    recording = video is not None
-    last_canvas: np.ndarray | None = None
-    frames = records = 0
-    interrupted = None
+    controls = _Controls(video, options, source.fps, log)
+    stopped_by, last_canvas, frames, records, interrupted = "end of video", None, 0, 0, None
     start = time.perf_counter()
     staged = None
     try:
@@ -180,80 +225,53 @@ def run(
             if options.duration and time.perf_counter() - start >= options.duration:
                 stopped_by = f"--duration {options.duration:g}s"
                 break
-            if paused and window is not None and last_canvas is not None:
-                action = window.show(last_canvas)
-                if action == "pause":
-                    paused = False
-                elif action in ("quit", "closed"):
-                    stopped_by = "window closed" if action == "closed" else "q pressed"
+            if controls.paused and window is not None and last_canvas is not None:
+                stop = controls.press(window.show(last_canvas), last_canvas, frames)
+                if stop:
+                    stopped_by = stop
                     break
                 time.sleep(0.01)
                 continue
 
-            if staged is not None:
-                ahead = staged.next()
-                if ahead is None:
-                    stopped_by = source.error or "end of video"
-                    break
-                frame, active, capture_s, detect_s = ahead.frame, ahead.tracks, ahead.capture_s, ahead.detect_s
-            else:
-                t0 = time.perf_counter()
-                frame = source.read()
-                if frame is None:
-                    stopped_by = source.error or "end of video"
-                    break
-                t1 = time.perf_counter()
-                active = pipeline.detect(frame.image)
-                capture_s, detect_s = t1 - t0, time.perf_counter() - t1
+            got = _next_frame(staged, source, pipeline)
+            if got is None:
+                stopped_by = source.error or "end of video"
+                break
+            frame, active, capture_s, detect_s = got
             t2 = time.perf_counter()
             faces = pipeline.classify(frame.image, active)
             t3 = time.perf_counter()
-            canvas = draw_frame(frame.image, faces, hud_lines(timings, provider, recording, paused)) if (window or video) else None
+            hud = hud_lines(timings, provider, controls.recording, controls.paused)
+            canvas = draw_frame(frame.image, faces, hud) if (window or controls.video) else None
             t4 = time.perf_counter()
             for stage, seconds in zip(STAGES, (capture_s, detect_s, t3 - t2, t4 - t3)):
                 timings.add(stage, seconds)
             timings.tick(t4, frame.captured)
             frames += 1
 
-            for f in faces:
-                if f.held:  # the summary counts the frames a face was seen, not the ones it was held through
-                    continue
-                s = tracks.setdefault(f.track, TrackSummary())
-                s.frames += 1
-                s.counts[f.label] += 1
+            _count(tracks, faces)
             for rec in face_records(frame, faces):
                 for w in writers:
                     w.write(rec)
                 records += 1
-            if video is not None and recording:
-                video.write(canvas)
+            if controls.video is not None and controls.recording:
+                controls.video.write(canvas)
             if on_frame is not None:
                 on_frame(frame)
             if window is not None:
                 last_canvas = canvas
-                action = window.show(canvas)
-                if action in ("quit", "closed"):
-                    stopped_by = "window closed" if action == "closed" else "q pressed"
+                stop = controls.press(window.show(canvas), canvas, frames)
+                if stop:
+                    stopped_by = stop
                     break
-                if action == "pause":
-                    paused = True
-                elif action == "snapshot":
-                    path = options.snapshot_dir / f"fer-edge-snapshot-{time.strftime('%Y%m%d-%H%M%S')}-{frames}.png"
-                    cv2.imwrite(str(path), canvas)
-                    log(f"snapshot: {path}")
-                elif action == "record":
-                    if video is None:
-                        video = VideoSink(options.snapshot_dir / f"fer-edge-{time.strftime('%Y%m%d-%H%M%S')}.mp4", source.fps)
-                    recording = not recording
-                    log(f"recording {'on' if recording else 'off'}: {video.path}")
     except KeyboardInterrupt as e:
         interrupted = e
         stopped_by = f"{e.args[0]}" if e.args else "Ctrl-C"
     finally:
         if staged is not None:
             staged.close()
-        if video is not None:
-            video.close()
+        if controls.video is not None:
+            controls.video.close()
         if window is not None:
             window.close()
     return LoopResult(frames, time.perf_counter() - start, stopped_by, tracks, timings.mean_ms(), provider, records,
