@@ -193,11 +193,8 @@ def _wrap(models, ckpts, checkpoints, specialist, tta, specialist_tta, val, cali
 
 def _fit_temperature(fp32: Path, val, log) -> float:
     """A temperature fitted on the validation faces; 1 (none) unless it lowers the expected calibration error."""
-    from ..train.calibration import apply_temperature as soften, ece, fit_temperature
+    from ..train.calibration import chosen_temperature
 
-    probs = ort_probs(ort_session(fp32), val.x)
-    t = fit_temperature(probs, val.y)
-    before, after = ece(probs, val.y), ece(soften(probs, t), val.y)
-    log(f"calibration on val: temperature {t:.3f}, ECE {100 * before:.2f}% -> {100 * after:.2f}%"
-        + ("" if after < before else "; not applied"))
-    return t if after < before else 1.0
+    t, said = chosen_temperature(ort_probs(ort_session(fp32), val.x), val.y)
+    log(said)
+    return t

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 
 import onnx
 
@@ -35,23 +34,19 @@ def repair(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int, int]:
 
 def calibrate(model: onnx.ModelProto, data: str) -> tuple[onnx.ModelProto, str]:
     """Fit a temperature on data's validation split; apply it when it lowers the ECE there. (model, what was done)"""
-    from fer_edge.classifier import ExpressionClassifier
-    from fer_edge.train.calibration import apply_temperature as soften, ece, fit_temperature
+    from fer_edge.train.calibration import apply_temperature as soften, chosen_temperature, ece
     from fer_edge.train.data import load_dataset
 
+    from .checks import ort_probs, ort_session
+
     val = load_dataset(data)["val"]
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx.save(model, f"{tmp}/m.onnx")
-        probs = ExpressionClassifier.from_path(f"{tmp}/m.onnx", device="cpu").predict_probs(val.x)
-    t = fit_temperature(probs, val.y)
-    before, after = ece(probs, val.y), ece(soften(probs, t), val.y)
-    said = f"calibration on val: temperature {t:.3f}, ECE {100 * before:.2f}% -> {100 * after:.2f}%"
-    meta = {"val_accuracy": f"{float((probs.argmax(1) == val.y).mean()):.5f}", "val_ece": f"{min(before, after):.5f}"}
-    if after < before:
+    probs = ort_probs(ort_session(model.SerializeToString()), val.x)
+    t, said = chosen_temperature(probs, val.y)
+    meta = {"val_accuracy": f"{float((probs.argmax(1) == val.y).mean()):.5f}",
+            "val_ece": f"{ece(soften(probs, t), val.y):.5f}"}
+    if t != 1.0:
         model = apply_temperature(model, t)
         meta["temperature"] = f"{t:.4f}"
-    else:
-        said += "; not applied"
     update_metadata(model, meta)
     return model, said
 

@@ -50,3 +50,12 @@ def fit_temperature(probs: np.ndarray, y: np.ndarray) -> float:
             b = lo + g * (hi - lo)
             fb = nll(apply_temperature(probs, np.exp(b)), y)
     return float(np.exp((lo + hi) / 2))
+
+
+def chosen_temperature(probs: np.ndarray, y: np.ndarray) -> tuple[float, str]:
+    """The temperature an export applies, and what to say of it: the fitted one when it lowers the expected
+    calibration error on these faces, else 1 (none)."""
+    t = fit_temperature(probs, y)
+    before, after = ece(probs, y), ece(apply_temperature(probs, t), y)
+    said = f"calibration on val: temperature {t:.3f}, ECE {100 * before:.2f}% -> {100 * after:.2f}%"
+    return (t, said) if after < before else (1.0, said + "; not applied")

@@ -40,3 +40,16 @@ def fast_math(device: torch.device, amp: bool) -> MathMode:
     if device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return MathMode(True, True, "bf16 autocast + channels_last (this CPU has native bf16)")
     return MathMode(False, True, "fp32 + channels_last (this CPU has no native bf16)")
+
+
+def seeded(requested: str, threads: int, seed: int) -> tuple[torch.device, torch.Generator]:
+    """The device a run trains on, torch's threads (0: its default) and seeds: the global stream (weights)
+    and a generator on the device (batch order, augmentation), whose state a checkpoint carries."""
+    device = pick_device(requested)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device, gen

@@ -11,6 +11,23 @@ from fer_edge import atomic
 from fer_edge.errors import FerEdgeError
 
 
+def run_to_resume(out: Path, resume: bool, name_it: str) -> Path | None:
+    """The last.pt a resume continues, or None for a fresh run. A resume needs one; a fresh run may not
+    overwrite one (`name_it`: how the command names the folder, for the message)."""
+    last = out / "last.pt"
+    if resume and not last.exists():
+        raise FerEdgeError(f"cannot resume: {last} does not exist")
+    if not resume and last.exists():
+        raise FerEdgeError(f"{out} already holds a run; pass --resume to continue it, or choose another {name_it}")
+    return last if resume else None
+
+
+def start_fresh(out: Path) -> None:
+    """A new run's folder, without an earlier metrics.csv to append to."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.csv").unlink(missing_ok=True)
+
+
 def write_config(out: Path, config: dict) -> None:
     atomic.write_bytes(out / "config.json", json.dumps(config, indent=2).encode())
 

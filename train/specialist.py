@@ -34,17 +34,17 @@ import torch.nn.functional as F
 
 import fer_edge
 from fer_edge.contract import LABELS
-from fer_edge.errors import FerEdgeError, UsageError
+from fer_edge.errors import UsageError
 
 from .augment import AugmentConfig, augment, gaussian_blur
 from .checkpoint import load_checkpoint, model_from_checkpoint, restore_rng, rng_state, save_atomic
 from .config import SpecialistConfig
 from .corruptions import blur, down_up
 from .data import load_dataset
-from .device import fast_math, pick_device
+from .device import fast_math, seeded
 from .evaluate import torch_probs
 from .models import data_config_of
-from .run_folder import append_metrics_row, write_config
+from .run_folder import append_metrics_row, run_to_resume, start_fresh, write_config
 from .step import distilled, lr_at, make_optimizer, set_lr, update
 from .teacher import Teacher
 
@@ -91,23 +91,16 @@ def train_specialist(cfg: SpecialistConfig, resume: bool = False, log: Callable[
     `views`: validation faces to score each epoch instead of judged_views' (a benchmark's own sizes)."""
     px = parse_px(cfg.px)
     out = Path(cfg.out)
-    if resume:
-        if not (out / "last.pt").exists():
-            raise FerEdgeError(f"cannot resume: {out / 'last.pt'} does not exist")
-        last = load_checkpoint(out / "last.pt")
+    last_path = run_to_resume(out, resume, "folder")
+    if last_path is not None:
+        last = load_checkpoint(last_path)
         saved = SpecialistConfig.from_dict(last["run_config"])
         # a resumed run keeps its recipe; only where it runs and where its data lies may change
         saved.device, saved.threads, saved.data = cfg.device, cfg.threads, cfg.data or saved.data
         cfg = saved
-    elif (out / "last.pt").exists():
-        raise FerEdgeError(f"{out} already holds a run; pass --resume to continue it, or choose another folder")
     if not cfg.data:
         raise UsageError("the specialist needs --data (its training faces)")
-    device = pick_device(cfg.device)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    device, gen = seeded(cfg.device, cfg.threads, cfg.seed)
     mode = fast_math(device, True)
     log(f"math: {mode.why}")
 
@@ -131,8 +124,7 @@ def train_specialist(cfg: SpecialistConfig, resume: bool = False, log: Callable[
         epoch, spent, best = last["epoch"] + 1, last["train_seconds"], last["best_at_px"]
         log(f"resuming {out} after epoch {epoch}, {spent / 60:.1f} of {cfg.minutes:g} min spent")
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.csv").unlink(missing_ok=True)
+        start_fresh(out)
     write_config(out, asdict(cfg))
 
     def score() -> dict[str, float]:

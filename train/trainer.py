@@ -27,12 +27,12 @@ from .augment import CORRUPTIONS, AugmentConfig, augment, mix
 from .checkpoint import (checkpoint_weights, load_checkpoint, model_from_checkpoint, restore_rng, rng_state,
                          save_atomic)
 from .config import TrainConfig
-from .device import MathMode, fast_math, pick_device
+from .device import MathMode, fast_math, seeded
 from .evaluate import evaluate_probs, torch_probs
 from .from_onnx import checkpoint_from_onnx
 from .models import ARCHS, build_model, count_macs, count_params, data_config
 from .report import Report, write_report
-from .run_folder import append_metrics_row, draw_curves, write_config
+from .run_folder import append_metrics_row, draw_curves, run_to_resume, start_fresh, write_config
 from .sources import Sources, Validation, assemble
 from .step import distilled, lr_at, make_optimizer, set_lr, update
 from .teacher import Teacher
@@ -67,14 +67,10 @@ def _settle_config(cfg: TrainConfig, resume: bool) -> tuple[TrainConfig, dict | 
         raise UsageError(f"--corruptions: unknown {unknown[0]!r}; choose from {','.join(CORRUPTIONS)}")
     if cfg.flip_pairs and cfg.mix != "none":
         raise UsageError("--flip-pairs keeps each face beside its mirror; mixup and cutmix would break the pairs (drop --mix)")
-    out = Path(cfg.out)
-    if not resume:
-        if (out / "last.pt").exists():
-            raise FerEdgeError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    last = run_to_resume(Path(cfg.out), resume, "--out")
+    if last is None:
         return cfg, None
-    if not (out / "last.pt").exists():
-        raise FerEdgeError(f"cannot resume: {out / 'last.pt'} does not exist")
-    ckpt = load_checkpoint(out / "last.pt")
+    ckpt = load_checkpoint(last)
     saved = TrainConfig.from_dict(ckpt["config"])
     # A resumed run keeps its recipe; only where it runs, its budget and where its data lies may change.
     saved.device, saved.threads = cfg.device, cfg.threads
@@ -89,13 +85,8 @@ class _Run:
     def __init__(self, cfg: TrainConfig, ckpt: dict | None, log: Callable[[str], None], progress):
         self.cfg, self.log, self.progress, self.out = cfg, log, progress, Path(cfg.out)
         resume = ckpt is not None
-        self.device = device = pick_device(cfg.device)
-        if cfg.threads > 0:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        self.gen = torch.Generator(device=device).manual_seed(cfg.seed)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        device, self.gen = seeded(cfg.device, cfg.threads, cfg.seed)
+        self.device = device
 
         src = self._load_data(resume)
         self.vals, self.test = src.vals, src.test
@@ -122,8 +113,7 @@ class _Run:
         if resume:
             self._restore(ckpt)
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "metrics.csv").unlink(missing_ok=True)
+            start_fresh(self.out)
         write_config(self.out, asdict(cfg))
         self.n_params, self.macs = count_params(self.model), count_macs(self.model)
         log(

@@ -66,7 +66,8 @@ def _to_config_value(f, value: Any) -> Any:
 def config_command(config_cls: type, run: Callable[..., None], extra: list[inspect.Parameter]) -> Callable:
     """A function typer turns into a command: `extra` parameters first (passed to `run` by name), then one
     option per field of `config_cls`, then --config. run(config, **extra) is called with the config built
-    from --config (when given) and the options set on the command line."""
+    from --config (when given) and the options set on the command line; also with ctx, the typer Context,
+    when run takes one."""
     cfg_fields = [f for f in fields(config_cls) if f.metadata.get("cli", True)]
     arguments = [f for f in cfg_fields if f.metadata.get("argument")]
     options = [f for f in cfg_fields if not f.metadata.get("argument")]
@@ -74,8 +75,8 @@ def config_command(config_cls: type, run: Callable[..., None], extra: list[inspe
         Optional[Path], typer.Option("--config", help="Start from this JSON config (a run's config.json); the options given here override it.")])
 
     def command(**given: Any) -> None:
-        ctx = given.pop("config_ctx")
-        if "ctx" in wanted:
+        ctx = given.pop("ctx")
+        if passes_ctx:
             given["ctx"] = ctx
         values = _read_config(config_cls, given.pop("config"))
         for f in cfg_fields:
@@ -90,10 +91,9 @@ def config_command(config_cls: type, run: Callable[..., None], extra: list[inspe
             values[f.name] = value
         run(config_cls.from_dict(values), **given)
 
-    # the click context tells an option given on the command line from its default
-    wanted = {p.name for p in extra}
-    extra = [p for p in extra if p.name != "ctx"]
-    ctx_param = inspect.Parameter("config_ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+    # the context tells an option given on the command line from its default
+    passes_ctx = "ctx" in inspect.signature(run).parameters
+    ctx_param = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
     params = [ctx_param, *extra, *(_parameter(f) for f in arguments), *(_parameter(f) for f in options), config_opt]
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}

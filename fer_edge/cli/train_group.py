@@ -107,8 +107,7 @@ def from_onnx(
 
 def register(app: typer.Typer) -> None:
     train_app = typer.Typer(no_args_is_help=False, context_settings={"help_option_names": ["-h", "--help"]})
-    ctx = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)  # passed on to train()
-    train_app.callback(invoke_without_command=True)(guarded(config_command(TrainConfig, train, [ctx, _resume_opt("Continue the run in --out from its last.pt, with its own config: only --device, --threads, --data (the same data in a new place) and --max-minutes may change.")])))
+    train_app.callback(invoke_without_command=True)(guarded(config_command(TrainConfig, train, [_resume_opt("Continue the run in --out from its last.pt, with its own config: only --device, --threads, --data (the same data in a new place) and --max-minutes may change.")])))
     train_app.command("specialist")(guarded(config_command(SpecialistConfig, specialist, [_resume_opt("Continue the run in OUT from its last.pt, with its own config and time budget: only --device, --threads and --data (the same data in a new place) may change.")])))
     train_app.command("grow")(guarded(grow))
     train_app.command("soup")(guarded(soup))
