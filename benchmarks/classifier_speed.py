@@ -73,7 +73,7 @@ def main() -> None:
             clf = ExpressionClassifier.from_path(m, device=args.device, threads=args.threads, io_binding=binding)
             speeds = {b: faces_per_second(clf, b, args.seconds, args.blur, real) for b in batches}
             meta = clf.info.metadata
-            table.add_row(m.name, meta.get("arch", "?")[:24], meta.get("tta", "?"), meta.get("quantization", "?")[:10],
+            table.add_row(m.name, meta.get("arch", "?")[:24], meta.get("tta", "?") + (f" <{meta['tta_flip_below']}" if "tta_flip_below" in meta else ""), meta.get("quantization", "?")[:10],
                           f"{m.stat().st_size / 1e6:.2f}", clf.providers.name, "on" if binding else "off",
                           f"{1000 / speeds[1]:.2f}" if 1 in speeds else "-", *(f"{speeds[b]:,.0f}" for b in batches))
     Console(width=220).print(table)

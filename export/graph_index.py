@@ -58,3 +58,17 @@ class GraphIndex:
         kept = [i for i in self.graph.initializer if i.name in used]
         del self.graph.initializer[:]
         self.graph.initializer.extend(kept)
+
+    def in_topological_order(self, nodes: list[onnx.NodeProto]) -> list[onnx.NodeProto]:
+        """nodes reordered so that every node comes after the producers of its inputs, otherwise kept in the
+        given order (a rewrite that adds nodes can append them and sort once)."""
+        made = {i.name for i in self.graph.input} | {i.name for i in self.graph.initializer} | {""}
+        ordered, waiting = [], list(nodes)
+        while waiting:
+            ready = next((n for n in waiting if all(i in made for i in n.input)), None)
+            if ready is None:
+                raise ValueError(f"the graph has a cycle or a missing input at {waiting[0].name or waiting[0].op_type}")
+            waiting.remove(ready)
+            ordered.append(ready)
+            made.update(ready.output)
+        return ordered

@@ -25,6 +25,7 @@ from fer_edge.errors import FerEdgeError, UsageError
 
 from . import gated
 from .checks import accuracy, check_parity, faces_per_second, ort_probs, ort_session
+from .flip_gate import META_KEY as FLIP_META_KEY, check_flip_below, flip_when_unsure
 from ..train.layer_map import write_layer_map
 from .int8 import INT8_CALIBRATIONS, _calibrator, calibration_faces, quantize_int8
 from .metadata import MAX_IR_VERSION, export_metadata, write_metadata
@@ -107,10 +108,15 @@ def export(
     int8_calibration: str = "minmax",
     specialist: Path | None = None,
     specialist_tta: bool = False,
+    flip_below: float | None = None,
 ) -> ExportResult:
     """The passes, in order: load -> wrap -> to ONNX -> parity -> [temperature fit] -> [int8] -> [temperature
-    as a graph op] -> accuracy -> metadata with the layer map, written once -> the file, atomically."""
+    as a graph op] -> [the mirror only when unsure] -> accuracy -> metadata with the layer map, written once ->
+    the file, atomically."""
     _calibrator(int8_calibration)  # a typo fails before minutes of export, not after
+    if flip_below is not None and not (tta or specialist_tta):
+        raise UsageError("--flip-below gates flip TTA: add --tta")
+    check_flip_below(flip_below)
     checkpoints = [Path(checkpoints)] if isinstance(checkpoints, (str, Path)) else [Path(c) for c in checkpoints]
     if specialist is not None and len(checkpoints) > 1:
         raise UsageError("--specialist gates one generalist checkpoint, not an ensemble")
@@ -150,7 +156,12 @@ def export(
             ranges = "" if int8_calibration == "minmax" else f", {int8_calibration} activation ranges"
             quantization = f"int8 static QDQ, per-channel weights{ranges}"
         for path in {fp32, final}:  # the temperature is a graph op after the probabilities: no second export
-            onnx.save(apply_temperature(onnx.load(str(path)), temperature), str(path))
+            model = apply_temperature(onnx.load(str(path)), temperature)
+            if flip_below is not None:  # after int8: the mirror's ranges were calibrated on every face's mirror
+                model = flip_when_unsure(model, flip_below)
+            onnx.save(model, str(path))
+        if flip_below is not None:
+            log(f"flip TTA reads the mirror only below a first-pass top probability of {flip_below:g}")
         val_acc = accuracy(fp32, val.x, val.y)
         result = ExportResult(out, checkpoints, worst, n, val_acc)
         if int8:
@@ -167,6 +178,8 @@ def export(
             result.val_acc = q_acc
         model = onnx.load(str(final))
         meta = export_metadata(ckpts, wrapper, tta, temperature, quantization, result.val_acc, labels)
+        if flip_below is not None:
+            meta[FLIP_META_KEY] = f"{flip_below:g}"
         write_layer_map(meta, model, wrapper)
         onnx.save(write_metadata(model, meta), str(final))
         os.replace(final, out)

@@ -5,10 +5,13 @@
   summing to 0.992-1.007); the head computes in fp32 again (rewrites.head_to_fp32).
 - the first max-pool before its ReLU, as exports since 2026-11 have it (rewrites.pool_before_relu): the
   pool then runs in fp32 instead of on onnxruntime's slow uint8 kernel.
+- `--flip-below P`: flip TTA reads the mirror only for faces whose first pass gives a top probability below
+  P (export/flip_gate.py), as `fer-edge export --tta --flip-below P` does; the nets are not touched.
 - `--calibrate DATA`: a temperature fitted on DATA's validation split and applied as a graph op when it lowers
   the expected calibration error there, as `fer-edge export --calibrate` does.
 
     python -m fer_edge.export.repair assets/fer-edge.onnx fixed.onnx [--calibrate ../shared/data/fer2013.csv.gz]
+        [--flip-below 0.7]
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ import sys
 
 import onnx
 
+from fer_edge.errors import UsageError
+
+from .flip_gate import META_KEY as FLIP_META_KEY, flip_when_unsure
 from .metadata import update_metadata
 from .rewrites import apply_temperature, head_to_fp32, pool_before_relu
 
@@ -56,6 +62,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("model")
     ap.add_argument("out")
     ap.add_argument("--calibrate", metavar="DATA", help="fit and apply a temperature on this data's validation split")
+    ap.add_argument("--flip-below", type=float, metavar="P", help="read the mirror only below this first-pass top probability")
     args = ap.parse_args(argv)
     try:
         model = onnx.load(args.model)
@@ -67,6 +74,13 @@ def main(argv: list[str]) -> None:
     if args.calibrate:
         model, said = calibrate(model, args.calibrate)
         print(said)
+    if args.flip_below is not None:
+        try:
+            model = flip_when_unsure(model, args.flip_below)
+        except UsageError as exc:
+            raise SystemExit(f"error: {args.model}: {exc}")
+        update_metadata(model, {FLIP_META_KEY: f"{args.flip_below:g}"})
+        print(f"flip TTA reads the mirror only below a first-pass top probability of {args.flip_below:g}")
     onnx.save(model, args.out)
 
 

@@ -47,10 +47,12 @@ def test_a_gated_graph_keeps_sharp_faces_exact_and_blends_blurred_ones(two_runs,
     data, gen, spec = two_runs
     # a fixed gate (the fit on 42 synthetic faces could give the specialist nothing, and test nothing)
     monkeypatch.setattr(gated, "fit_gate", lambda *a, **k: gated.Gate((-1.0, -1.0), -4.0, 0.8))
-    paths = {name: tmp_path / f"{name}.onnx" for name in ("gen", "spec", "gated", "gated8")}
+    paths = {name: tmp_path / f"{name}.onnx" for name in ("gen", "spec", "gated", "gated8", "both_tta", "both_flip")}
+    both = ["--checkpoint", str(gen), "--tta", "--specialist", str(spec), "--specialist-tta"]
     for name, args in {"gen": ["--checkpoint", str(gen), "--tta"], "spec": ["--checkpoint", str(spec)],
                        "gated": ["--checkpoint", str(gen), "--tta", "--specialist", str(spec)],
-                       "gated8": ["--checkpoint", str(gen), "--tta", "--specialist", str(spec), "--int8"]}.items():
+                       "gated8": ["--checkpoint", str(gen), "--tta", "--specialist", str(spec), "--int8"],
+                       "both_tta": both, "both_flip": [*both, "--flip-below", "1.0"]}.items():
         result = runner.invoke(app, ["export", str(paths[name]), "--data", str(data), *args])
         assert result.exit_code == 0, result.output
     assert "gated: fernet-t for sharp faces" in result.stderr
@@ -87,6 +89,13 @@ def test_a_gated_graph_keeps_sharp_faces_exact_and_blends_blurred_ones(two_runs,
         p = probs["gated8"](x)
         assert p.shape == (len(x), 7) and np.allclose(p.sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(probs["gated8"](blurred), expected, atol=0.05)
+
+    # both nets' flip averages gated on their own first pass (export/flip_gate.py): below 1.0 every face is
+    # unsure, so each reads its mirror and the answers are the full averages'
+    scatters = [n.name for n in onnx.load(str(paths["both_flip"])).graph.node if n.op_type == "ScatterND"]
+    assert sorted(scatters) == ["/flip_gate_0/ScatterND", "/flip_gate_1/ScatterND"]
+    faces = np.concatenate([blurred[:3], sharp, blurred[3:]])
+    np.testing.assert_allclose(probs["both_flip"](faces), probs["both_tta"](faces), atol=1e-5)
 
 
 def test_each_net_of_a_gated_graph_reads_back(two_runs, tmp_path, monkeypatch, capsys):

@@ -70,7 +70,7 @@ def test_the_recipe_makes_both_models_from_the_data_and_resumes(tmp_path, astron
         clf = ExpressionClassifier.from_path(runs / name, device="cpu")  # the runtime takes it as it takes the shipped files
         assert clf.predict_probs(np.zeros((2, 48, 48), np.uint8)).shape == (2, 7)
     default_meta = {p.key: p.value for p in onnx.load(str(runs / "fer-edge.onnx")).metadata_props}
-    assert default_meta["tta"] == "true" and "int8" in default_meta["quantization"]
+    assert default_meta["tta"] == "true" and default_meta["tta_flip_below"] == "0.7" and "int8" in default_meta["quantization"]
     assert ("gate" in default_meta) == default_meta["arch"].startswith("gated"), default_meta["arch"]
     assert "the generalist ships alone" in first.stdout or "gate" in default_meta
 
