@@ -4,7 +4,8 @@ because detection cost grows with the pixel count and faces rarely need more tha
 
 - haar (default): OpenCV's frontal-face Haar cascade, shipped inside opencv-python 4.x, so it works offline
   right after install. Frontal faces only; scores are the cascade's last-stage weight (higher is surer).
-- yunet: OpenCV's YuNet CNN (cv2.FaceDetectorYN) from a model file you give. More accurate, handles
+- yunet: OpenCV's YuNet CNN from a model file you give, run by onnxruntime (fer_edge/yunet.py: the answers of
+  cv2.FaceDetectorYN, 3-4x faster), or by cv2.FaceDetectorYN for older model layouts. More accurate, handles
   turned and small faces; scores are 0..1.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fer_edge import yunet
 from fer_edge.errors import FerEdgeError, UsageError
 from fer_edge.imageio import to_bgr_u8, to_gray_u8
 from fer_edge.registry import DETECTORS
@@ -45,7 +47,11 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     if scale >= 1.0:
         return image
     h, w = image.shape[:2]
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    # Above half size, bilinear reads every source pixel already and costs a fifth of OpenCV's area
+    # average at a ratio that is not a whole number (0.24 against 1.43 ms, 720x480 -> 640x427); further
+    # down the area average keeps small faces from aliasing, and at whole ratios (1280 -> 640) it is fast.
+    interpolation = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=interpolation)
 
 
 def _to_detections(boxes: np.ndarray, scores: np.ndarray, scale: float, shape: tuple[int, ...],
@@ -103,10 +109,20 @@ class YuNetDetector:
     name = "yunet"
     margin = -0.05  # YuNet's boxes run ~53/48 of a FER crop's side: trim 5% on each side
 
-    def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6, min_face: int = 0):
+    def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6, min_face: int = 0,
+                 threads: int = 1):
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FerEdgeError(f"{model_path}: no such YuNet model file")
+        self.max_side = max_side
+        self.min_face = min_face  # in input pixels; YuNet's cost does not depend on it, so it only filters
+        self.threads = threads
+        self._size: tuple[int, int] | None = None
+        self.session = yunet.open_session(model_path, threads, score_threshold=score_threshold, nms_threshold=0.3, top_k=5000)
+        if self.session is not None:
+            self.runs_on = "onnxruntime"
+            return
+        self.runs_on = "OpenCV DNN"
         # OpenCV logs its own [ERROR] lines for a wrong file; our one-line error says it instead
         level = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -118,25 +134,25 @@ class YuNetDetector:
             raise FerEdgeError(f"{model_path}: OpenCV cannot load it as a YuNet face detector ({cause})") from None
         finally:
             cv2.utils.logging.setLogLevel(level)
-        self.max_side = max_side
-        self.min_face = min_face  # in input pixels; YuNet's cost does not depend on it, so it only filters
-        self._size: tuple[int, int] | None = None
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         bgr = to_bgr_u8(image)
         scale = _working_scale(bgr.shape, self.max_side)
         small = _resize(bgr, scale)
-        size = (small.shape[1], small.shape[0])
-        if size != self._size:  # setInputSize re-plans the network; only when the size changes
-            self.net.setInputSize(size)
-            self._size = size
-        _, faces = self.net.detect(small)
+        faces = self.session.detect(small) if self.session is not None else self._opencv_detect(small)
         if faces is None or len(faces) == 0:
             return []
         # landmarks: right eye (x, y), left eye (x, y), ... in image coordinates; the eye line's tilt
         angles = np.degrees(np.arctan2(faces[:, 7] - faces[:, 5], faces[:, 6] - faces[:, 4]))
         dets = _to_detections(faces[:, :4].astype(float), faces[:, 14].astype(float), scale, bgr.shape, angles)
         return [d for d in dets if d.h >= self.min_face] if self.min_face else dets
+
+    def _opencv_detect(self, small: np.ndarray) -> np.ndarray | None:
+        size = (small.shape[1], small.shape[0])
+        if size != self._size:  # setInputSize re-plans the network; only when the size changes
+            self.net.setInputSize(size)
+            self._size = size
+        return self.net.detect(small)[1]
 
 
 def choose_detector(name: str, model_path: str | Path | None) -> tuple[str, Path | None, str]:

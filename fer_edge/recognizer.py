@@ -113,7 +113,7 @@ class Recognizer:
     def describe(self) -> str:
         """What runs, for the first line a command prints."""
         return (f"model {self.classifier.info.path} on {self.classifier.providers.describe()}; detector "
-                f"{self.detector.name} ({self.detector.why}); threads: {self.threads.describe()}")
+                f"{self.detector.name}{_runs_on(self.detector)} ({self.detector.why}); threads: {self.threads.describe()}")
 
     @property
     def provider(self) -> str:
@@ -164,3 +164,9 @@ def faces_from(detections: list[Detection], probs: np.ndarray) -> list[Face]:
 def face_from(box, score: float, probs: np.ndarray) -> Face:
     p = to_prediction(probs)
     return Face(tuple(int(v) for v in box), float(score), p.label, p.confidence, p.probs)
+
+
+def _runs_on(detector) -> str:
+    """' on onnxruntime' for a detector that says what runs it (YuNet), else nothing."""
+    runs_on = getattr(detector, "runs_on", None)
+    return f" on {runs_on}" if runs_on else ""

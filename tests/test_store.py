@@ -110,7 +110,7 @@ def test_add_list_remove_and_auto_follows_the_store(home, yunet_model, tiny_mode
     rec = Recognizer(tiny_model, device="cpu")
     assert rec.detector.name == "yunet" and rec.detector.why == "from the model store"
     classify = runner.invoke(app, ["classify", str(Path(__file__).parent / "data"), "--model", str(tiny_model), "--device", "cpu"])
-    assert classify.exit_code == 0 and "detector yunet (from the model store)" in " ".join(classify.stderr.split())
+    assert classify.exit_code == 0 and "detector yunet on onnxruntime (from the model store)" in " ".join(classify.stderr.split())
     forced = runner.invoke(app, ["classify", str(Path(__file__).parent / "data"), "--model", str(tiny_model), "--device", "cpu",
                                  "--detector", "haar"])
     assert "detector haar (asked for)" in " ".join(forced.stderr.split())
@@ -125,7 +125,7 @@ def test_auto_without_a_store_says_how_to_get_yunet(home, tiny_model, yunet_mode
     assert "detector haar (fer-edge models pull yunet finds turned and small faces)" in " ".join(result.stderr.split())
     given = runner.invoke(app, ["classify", str(Path(__file__).parent / "data"), "--model", str(tiny_model), "--device", "cpu",
                                 "--detector-model", str(yunet_model)])
-    assert "detector yunet (--detector-model given)" in " ".join(given.stderr.split())
+    assert "detector yunet on onnxruntime (--detector-model given)" in " ".join(given.stderr.split())
     asked = runner.invoke(app, ["classify", str(Path(__file__).parent / "data"), "--model", str(tiny_model), "--detector", "yunet"])
     assert asked.exit_code == 2 and "fer-edge models pull yunet" in asked.stderr
 
