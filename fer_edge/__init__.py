@@ -8,7 +8,7 @@ The runtime (this package, minus `fer_edge.train` and `fer_edge.export`) never i
 
 import os as _os
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # Refuse images above this many pixels before decoding (a decompression bomb, or a 1-gigapixel scan).
 # 100 MP covers every camera photo; override with FER_EDGE_MAX_PIXELS. OpenCV enforces its own copy of the
