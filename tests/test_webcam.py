@@ -152,6 +152,32 @@ def test_ctrl_c_keeps_outputs_and_prints_the_summary(video, tiny_model, tmp_path
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7  # the video was closed properly, so it is readable
 
 
+def test_outputs_whose_folder_vanished_during_the_run_are_reported(video, tiny_model, tmp_path, monkeypatch):
+    """Writes into a file whose folder was removed go nowhere, without an error on any write: the end of the
+    run says so, after the summary, with exit 1; an output that survived is not named."""
+    import shutil
+
+    from fer_edge.realtime import job
+
+    real_run = job.run
+    doomed, kept = tmp_path / "doomed", tmp_path / "kept"
+    doomed.mkdir()
+    kept.mkdir()
+
+    def run_then_lose_the_folder(*args, **kwargs):
+        result = real_run(*args, **kwargs)
+        shutil.rmtree(doomed)  # as a user cleaning up in another terminal while the run writes
+        return result
+
+    monkeypatch.setattr(job, "run", run_then_lose_the_folder)
+    result = webcam(video, tiny_model, "--jsonl", doomed / "f.jsonl", "--output", doomed / "a.avi", "--csv", kept / "f.csv")
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.stderr.split())
+    assert "fer-edge webcam:" in said and "Traceback" not in said  # the summary first
+    assert f"{doomed / 'f.jsonl'}: gone at the end of the run" in said and f"{doomed / 'a.avi'}: gone" in said
+    assert "f.csv: gone" not in said and len((kept / "f.csv").read_text().splitlines()) > 1
+
+
 def test_closed_window_stops_cleanly(video, tiny_model):
     class FakeWindow:
         def __init__(self):

@@ -70,10 +70,15 @@ def webcam(
         console.print("no faces were seen" + (": no report to draw" if report else ""))
     elif result.report is not None:
         console.print(f"report written: {result.report}")
+    for path in result.lost:
+        console.print(f"[red]error:[/] {path}: gone at the end of the run (its folder was removed or renamed while "
+                      "it was written); what was written to it is lost")
     if result.loop.interrupted is not None:  # ended cleanly, but by Ctrl-C (130) or a signal (143 for SIGTERM)
         from fer_edge.cli.guard import interrupt_exit_code
 
         raise typer.Exit(interrupt_exit_code(result.loop.interrupted))
+    if result.lost:
+        raise typer.Exit(1)
 
 
 def _print_summary(console, loop) -> None:

@@ -44,6 +44,7 @@ class WebcamResult:
     loop: LoopResult
     truncated: str = ""  # a video file that ends before the frames its header announces: what to say
     report: Path | None = None  # drawn
+    lost: tuple[Path, ...] = ()  # outputs written to, then gone by the end: their folder was removed or renamed
 
 
 class WebcamJob:
@@ -89,7 +90,7 @@ class WebcamJob:
             on_start(src)
             loop = run(src, pipeline, LoopOptions(o.detect_every, o.max_frames, o.duration), writers, video, window,
                        log=log, on_frame=lambda frame: on_frame())
-            result = WebcamResult(loop)
+            result = WebcamResult(loop, lost=_gone(o.jsonl, o.csv, o.output if video is not None and video.frames else None))
             if spec.kind == "file" and loop.stopped_by == "end of video" and stops_short(loop.frames, src.frame_count or 0):
                 result.truncated = (f"{spec.text}: the video stops at frame {loop.frames} of the {src.frame_count} its "
                                     "header announces (truncated or corrupt); the records up to there are kept")
@@ -99,3 +100,9 @@ class WebcamJob:
                 records(rows.ready(), o.report, video=Path(str(spec.target)) if spec.kind == "file" else None, name=spec.text)
                 result.report = o.report
         return result
+
+
+def _gone(*outputs: Path | None) -> tuple[Path, ...]:
+    """The outputs that no longer exist. A file whose folder is removed or renamed while the run writes to it
+    takes its writes with it, without an error on any write: the end of the run is where it shows."""
+    return tuple(Path(p) for p in outputs if p is not None and not Path(p).exists())
