@@ -21,6 +21,7 @@ import sys
 
 import onnx
 
+import fer_edge
 from fer_edge.errors import UsageError
 
 from .flip_gate import META_KEY as FLIP_META_KEY, flip_when_unsure
@@ -79,8 +80,6 @@ def main(argv: list[str]) -> None:
             model = flip_when_unsure(model, args.flip_below)
         except UsageError as exc:
             raise SystemExit(f"error: {args.model}: {exc}")
-        import fer_edge
-
         update_metadata(model, {FLIP_META_KEY: f"{args.flip_below:g}",  # the file says which version rewrote it
                                 "rewritten_by": f"fer-edge {fer_edge.__version__}: export.repair --flip-below {args.flip_below:g}"})
         print(f"flip TTA reads the mirror only below a first-pass top probability of {args.flip_below:g}")

@@ -109,16 +109,15 @@ class YuNetDetector:
     name = "yunet"
     margin = -0.05  # YuNet's boxes run ~53/48 of a FER crop's side: trim 5% on each side
 
-    def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6, min_face: int = 0,
-                 threads: int = 1):
+    def __init__(self, model_path: str | Path, max_side: int = 640, score_threshold: float = 0.6, min_face: int = 0):
         model_path = Path(model_path)
         if not model_path.is_file():
             raise FerEdgeError(f"{model_path}: no such YuNet model file")
         self.max_side = max_side
         self.min_face = min_face  # in input pixels; YuNet's cost does not depend on it, so it only filters
-        self.threads = threads
         self._size: tuple[int, int] | None = None
-        self.session = yunet.open_session(model_path, threads, score_threshold=score_threshold, nms_threshold=0.3, top_k=5000)
+        # one thread: each stage or folder worker has its own detector, and the cores are shared between them
+        self.session = yunet.open_session(model_path, score_threshold=score_threshold, nms_threshold=0.3, top_k=5000)
         if self.session is not None:
             self.runs_on = "onnxruntime"
             return

@@ -157,9 +157,14 @@ class VideoSink:
 
     SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
 
+    @classmethod
+    def check(cls, path: Path, what: str = "") -> None:
+        """A one-line error for a video name OpenCV cannot write: before the run, not at its first frame."""
+        if Path(path).suffix.lower() not in cls.SUFFIXES:
+            raise UsageError(f"{what}{path}: write the video as {', '.join(cls.SUFFIXES)}")
+
     def __init__(self, path: Path, fps: float):
-        if Path(path).suffix.lower() not in self.SUFFIXES:  # before the run, not at its first frame
-            raise UsageError(f"{path}: write the video as {', '.join(self.SUFFIXES)}")
+        self.check(path)
         self.path, self.fps = path, fps
         self.writer: cv2.VideoWriter | None = None
         self.frames = 0

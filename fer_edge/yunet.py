@@ -58,8 +58,7 @@ class YuNetSession:
         blob = np.zeros((1, 3, pad_h, pad_w), np.float32)  # zero padding at the right and bottom, BGR kept
         blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
         outputs = dict(zip(OUTPUTS, self.session.run(list(OUTPUTS), {self.input: blob})))
-        faces = [self._decode(outputs, s, pad_w // s) for s in STRIDES]
-        faces = np.concatenate([f for f in faces if len(f)]) if any(len(f) for f in faces) else np.zeros((0, 15), np.float32)
+        faces = np.concatenate([self._decode(outputs, s, pad_w // s) for s in STRIDES])
         if len(faces) > 1:
             # OpenCV suppresses overlaps on the boxes truncated to whole pixels
             boxes = np.trunc(faces[:, :4]).astype(np.float64).tolist()

@@ -55,8 +55,8 @@ class WebcamJob:
             from fer_edge.report.make import preflight
 
             preflight(o.report)
-        if o.output is not None and o.output.suffix.lower() not in VideoSink.SUFFIXES:
-            raise UsageError(f"--output {o.output}: write the video as {', '.join(VideoSink.SUFFIXES)}")
+        if o.output is not None:
+            VideoSink.check(o.output, "--output ")  # before the models load
         outputs = [p for p in (o.output, o.jsonl, o.csv) if p is not None]
         if len(set(outputs)) != len(outputs):
             raise UsageError("--output, --jsonl and --csv must be different files")

@@ -241,8 +241,8 @@ def run(
             t2 = time.perf_counter()
             faces = pipeline.classify(frame.image, active)
             t3 = time.perf_counter()
-            hud = hud_lines(timings, provider, controls.recording, controls.paused)
-            canvas = draw_frame(frame.image, faces, hud) if (window or controls.video) else None
+            drawn = window is not None or controls.video is not None  # headless with no video: nothing to draw
+            canvas = draw_frame(frame.image, faces, hud_lines(timings, provider, controls.recording, controls.paused)) if drawn else None
             t4 = time.perf_counter()
             for stage, seconds in zip(STAGES, (capture_s, detect_s, t3 - t2, t4 - t3)):
                 timings.add(stage, seconds)
